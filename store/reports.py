@@ -1,0 +1,117 @@
+"""Reports: storing a version, choosing the current one, a month's picture."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.model import FIGURES, Number
+from store.models import Mail, Problem, Report, Unit, to_db, utc
+
+
+def add(session: Session, report: Report) -> Report | None:
+    """Store a new version and return the version it supersedes, if any.
+
+    The current version is the one *received* last, not the one processed
+    last: an old mail imported after a newer one must not win.
+    """
+    versions = list(
+        session.scalars(
+            select(Report).where(
+                Report.unit_id == report.unit_id,
+                Report.period == report.period,
+            )
+        )
+    )
+    session.add(report)
+    latest = max(versions, key=lambda r: (r.received_at, r.id), default=None)
+    if latest is None:
+        report.current = True
+        return None
+
+    if report.received_at >= latest.received_at:
+        for version in versions:
+            version.current = False
+        report.current = True
+        return latest
+
+    report.current = False
+    return None
+
+
+def history(session: Session, unit_id: int, period: str) -> list[Report]:
+    """Every version for one unit and month, oldest first."""
+    return list(
+        session.scalars(
+            select(Report)
+            .where(Report.unit_id == unit_id, Report.period == period)
+            .order_by(Report.received_at, Report.id)
+        )
+    )
+
+
+@dataclass
+class UnitStatus:
+    unit: Unit
+    status: str  # "on-time", "late" or "missing"
+    report: Report | None = None
+    versions: int = 0
+
+
+@dataclass
+class MonthOverview:
+    period: str
+    units: list[UnitStatus]
+    totals: dict[str, Number] = field(default_factory=dict)
+
+    def named(self, status: str) -> list[UnitStatus]:
+        return [u for u in self.units if u.status == status]
+
+
+def overview(session: Session, period: str) -> MonthOverview:
+    """Every roster unit active in ``period`` with its current report."""
+    units = [
+        unit
+        for unit in session.scalars(select(Unit).order_by(Unit.id))
+        if unit.active_in(period)
+    ]
+    reports = list(session.scalars(select(Report).where(Report.period == period)))
+
+    statuses = [_status(unit, reports) for unit in units]
+    current = [s.report for s in statuses if s.report is not None]
+    return MonthOverview(period, statuses, totals(current))
+
+
+def _status(unit: Unit, reports: list[Report]) -> UnitStatus:
+    versions = [r for r in reports if r.unit_id == unit.id]
+    current = next((r for r in versions if r.current), None)
+    if current is None:
+        return UnitStatus(unit, "missing")
+    status = "on-time" if current.on_time else "late"
+    return UnitStatus(unit, status, current, len(versions))
+
+
+def totals(reports: list[Report]) -> dict[str, Number]:
+    """The district totals: each figure summed over the reports given."""
+    sums: dict[str, Number] = {}
+    for key in FIGURES:
+        value = sum(r.values.get(key, 0) for r in reports)
+        sums[key] = round(value, 2) if isinstance(value, float) else value
+    return sums
+
+
+def problems_for_period(
+    session: Session, since: dt.datetime | None = None
+) -> list[Problem]:
+    """Problems recorded for mails taken since ``since`` (all if None)."""
+    query = select(Problem).join(Mail).order_by(Problem.id)
+    if since is not None:
+        query = query.where(Mail.taken_at >= to_db(since))
+    return list(session.scalars(query))
+
+
+def received_local(report: Report, tz: dt.tzinfo) -> dt.datetime:
+    return utc(report.received_at).astimezone(tz)
