@@ -184,3 +184,7 @@ def find(session: Session, name: str) -> Unit | None:
         return unit
     matched = load(session).match_name(name)
     return None if matched is None else session.get(Unit, matched.id)
+
+
+def all_units(session: Session) -> list[Unit]:
+    return list(session.scalars(select(Unit).order_by(Unit.id)))

@@ -1,0 +1,139 @@
+"""One pass over the campaign mailbox: take every mail not yet taken.
+
+Progress is kept per (account, folder) as UIDVALIDITY and the last UID
+taken, committed with the mails themselves, so a crash or restart repeats
+at most the uncommitted batch, and that batch is recognised by its
+content hash. A new UIDVALIDITY makes every UID meaningless: the folder's
+Message-IDs are read again and only unknown mails are fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.mailbox import Mailbox
+from ingest.pipeline import Incoming, Ingest, Location, Outcome
+from store.models import Mail, MailboxState, to_db
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PollResult:
+    new: int = 0
+    taken: int = 0
+    duplicates: int = 0
+    outcomes: list[Outcome] | None = None
+
+
+def poll_once(
+    sessions: sessionmaker[Session],
+    mailbox: Mailbox,
+    ingest: Callable[[], Ingest],
+    *,
+    commit_every: int = 200,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> PollResult:
+    """Fetch and take every new mail; returns what was done."""
+    result = PollResult(outcomes=[])
+    with sessions() as session:
+        state = _state(session, mailbox)
+        uids, highest = _new_uids(session, mailbox, state)
+        result.new = len(uids)
+        if uids:
+            logger.info("mailbox %s: %d new mail(s)", _where(mailbox), len(uids))
+            _take(session, mailbox, state, uids, ingest(), result, commit_every)
+
+        state.last_uid = max(state.last_uid or 0, highest)
+
+        state.last_success_at = to_db(now())
+        state.stale_notice_sent = False
+        session.commit()
+    return result
+
+
+def _state(session: Session, mailbox: Mailbox) -> MailboxState:
+    state = session.get(MailboxState, (mailbox.account, mailbox.folder))
+    if state is None:
+        state = MailboxState(account=mailbox.account, folder=mailbox.folder)
+        session.add(state)
+    return state
+
+
+def _new_uids(
+    session: Session, mailbox: Mailbox, state: MailboxState
+) -> tuple[list[int], int]:
+    """The UIDs to fetch, and the highest UID the folder holds."""
+    if state.uidvalidity == mailbox.uidvalidity:
+        uids = mailbox.uids_after(state.last_uid or 0)
+        return uids, max(uids, default=0)
+
+    if state.uidvalidity:
+        logger.warning(
+            "mailbox %s: UIDVALIDITY changed from %d to %d; matching the "
+            "folder's mails by Message-ID so none is taken twice",
+            _where(mailbox), state.uidvalidity, mailbox.uidvalidity,
+        )
+    state.uidvalidity = mailbox.uidvalidity
+    state.last_uid = 0
+    uids = mailbox.all_uids()
+    if not uids or session.scalar(select(Mail.id).limit(1)) is None:
+        return uids, max(uids, default=0)
+    return _unknown(session, mailbox, uids), max(uids)
+
+
+def _unknown(session: Session, mailbox: Mailbox, uids: list[int]) -> list[int]:
+    """The UIDs whose Message-ID is not stored yet (or that have none:
+    those are fetched and recognised by their content hash)."""
+    ids = mailbox.message_ids(uids)
+    known = set(
+        session.scalars(
+            select(Mail.message_id).where(
+                Mail.message_id.in_([i for i in ids.values() if i])
+            )
+        )
+    )
+    return [uid for uid in uids if not ids.get(uid) or ids[uid] not in known]
+
+
+def _take(
+    session: Session,
+    mailbox: Mailbox,
+    state: MailboxState,
+    uids: list[int],
+    ingest: Ingest,
+    result: PollResult,
+    commit_every: int,
+) -> None:
+    pending = 0
+    for fetched in mailbox.fetch(uids):
+        incoming = Incoming(
+            raw=fetched.raw,
+            label=f"{_where(mailbox)}/{fetched.uid}",
+            received_at=fetched.internaldate,
+            location=Location(
+                mailbox.account, mailbox.folder, mailbox.uidvalidity, fetched.uid
+            ),
+        )
+        outcome = ingest.take(session, incoming)
+        result.taken += outcome.outcome != "duplicate"
+        result.duplicates += outcome.outcome == "duplicate"
+        assert result.outcomes is not None
+        result.outcomes.append(outcome)
+        state.last_uid = max(state.last_uid or 0, fetched.uid)
+
+        pending += 1
+        if pending >= commit_every:
+            session.commit()
+            pending = 0
+    session.commit()
+
+
+def _where(mailbox: Mailbox) -> str:
+    return f"{mailbox.account}/{mailbox.folder}"

@@ -1,0 +1,152 @@
+"""The ``lifeline`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lifeline import __version__, commands
+from lifeline.config import ENV_VAR
+from lifeline.errors import LifelineError
+
+logger = logging.getLogger("lifeline")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.handler(args) or 0)
+    except LifelineError as exc:
+        logger.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Under systemd the journal adds the time; on a terminal we add it.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if "JOURNAL_STREAM" not in os.environ:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=fmt,
+        stream=sys.stderr,
+    )
+    # imapclient logs every command at DEBUG; its own redaction hides
+    # the password, but the volume drowns the one line per mail.
+    logging.getLogger("imapclient").setLevel(logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lifeline",
+        description="Takes the units' monthly statistics tables from the "
+        "campaign mailbox, stores them, answers and reminds.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"configuration file (default: ${ENV_VAR}, else ./config.toml)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("run", commands.run, "run the daemon: poll, remind, summarise on schedule")
+
+    p = command("poll", commands.poll, "poll the mailbox")
+    p.add_argument("--once", action="store_true", required=True, help="one poll, then exit")
+
+    p = command("import", commands.import_, "take .eml files, a Maildir or an mbox as if they came from the mailbox")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON line per mail on stdout")
+    p.add_argument("--no-notices", action="store_true", help="queue no receipts (re-importing an archive)")
+
+    p = command("parse", commands.parse, "read one table file and show what lifeline sees")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = command("report", commands.report, "every unit's status and figures for a month")
+    p.add_argument("--period", required=True, type=_period, metavar="YYYY-MM")
+    p.add_argument("--unit", help="one unit (name or alias)")
+    p.add_argument("--history", action="store_true", help="with --unit: every version")
+    p.add_argument("--json", action="store_true")
+
+    _units_parser(sub, common)
+
+    p = command("remind", commands.remind, "queue (and send) the reminders due now")
+    p.add_argument("--dry-run", action="store_true", help="only print who would get what, and why")
+    p.add_argument("--at", type=_moment, metavar="DATETIME", help="as of this local moment (YYYY-MM-DDTHH:MM)")
+
+    p = command("summary", commands.summary, "the coordinator's monthly summary")
+    p.add_argument("--period", required=True, type=_period, metavar="YYYY-MM")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--send", action="store_true", help="queue it and send it now")
+    mode.add_argument("--dry-run", action="store_true", help="print it (the default)")
+    p.add_argument("--xlsx", type=Path, metavar="FILE", help="also write the district table here")
+
+    command("deliver", commands.deliver, "send every pending notice now")
+
+    p = command("demo", commands.demo, "take the bundled sample mailbox into a demo folder and print the month's report")
+    p.add_argument("--dir", type=Path, default=Path("lifeline-demo"), help="where the demo keeps its data (default ./lifeline-demo)")
+    return parser
+
+
+def _units_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    units = sub.add_parser("units", help="the roster of units", description="the roster of units")
+    verbs = units.add_subparsers(title="verbs", required=True, metavar="VERB")
+
+    def verb(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = verb("import", commands.units_import, "load a roster CSV or XLSX (name, aliases, emails, kind)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--retire-missing-from", type=_period, metavar="YYYY-MM", help="retire units absent from the file from this month on")
+    verb("list", commands.units_list, "list the units")
+    p = verb("show", commands.units_show, "one unit with its aliases, addresses and history")
+    p.add_argument("name")
+    p = verb("add-email", commands.units_add_email, "add a sender address to a unit")
+    p.add_argument("name")
+    p.add_argument("address")
+    p = verb("retire", commands.units_retire, "stop expecting reports from a unit from a month on")
+    p.add_argument("name")
+    p.add_argument("--from", dest="period", required=True, type=_period, metavar="YYYY-MM")
+
+
+def _period(text: str) -> str:
+    try:
+        return dt.datetime.strptime(text, "%Y-%m").strftime("%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2025-05") from None
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date-time like 2025-05-15T09:00") from None
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

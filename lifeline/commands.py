@@ -1,0 +1,249 @@
+"""What each ``lifeline`` command does; cli.py only parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+
+from ingest import sources
+from ingest.poll import poll_once
+from ingest.tables import read_tables
+from lifeline import config as config_module
+from lifeline import demo as demo_module
+from lifeline import output
+from lifeline.app import App
+from lifeline.config import Config
+from lifeline.errors import LifelineError, NotATable, TableError
+from lifeline.progress import Progress
+from notify import reminders, summary as summaries
+from notify.send import deliver_pending
+from store import reports, roster
+
+logger = logging.getLogger(__name__)
+
+
+def _app(args: argparse.Namespace) -> App:
+    config = config_module.load(config_module.find_path(args.config))
+    app = App(config)
+    app.sync_roster()
+    return app
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lifeline.daemon import Daemon  # the scheduler is only for `run`
+
+    return Daemon(_app(args)).run()
+
+
+def poll(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.mailbox() as mailbox:
+        result = poll_once(app.sessions, mailbox, app.ingest)
+    delivery = deliver_pending(app.sessions, app.config)
+    logger.info(
+        "poll done: %d new, %d taken, %d already known; notices sent %d, failed %d",
+        result.new, result.taken, result.duplicates, delivery.sent, delivery.failed,
+    )
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    app = _app(args)
+    ingest = app.ingest()
+    if args.no_notices:
+        ingest.after_mail = None
+
+    progress = Progress("import", sources.count(args.paths))
+    with app.sessions() as session:
+        for incoming in sources.read(args.paths):
+            outcome = ingest.take(session, incoming)
+            session.commit()
+            if args.json:
+                _print_json(output.outcome_json(outcome))
+            progress.step()
+    progress.done()
+    if not args.no_notices:
+        deliver_pending(app.sessions, app.config)
+    return 0
+
+
+def parse(args: argparse.Namespace) -> int:
+    try:
+        tables = read_tables(args.file.name, args.file.read_bytes())
+    except OSError as exc:
+        raise LifelineError(f"{args.file}: cannot read it ({exc.strerror})") from exc
+    except (TableError, NotATable) as exc:
+        code = getattr(exc, "code", "not-a-table")
+        result = {"file": args.file.name, "tables": [], "problems": [{"code": code, "message": str(exc)}]}
+        _print_json(result) if args.json else print(f"{args.file}: {exc}")
+        return 1
+
+    for table in tables:
+        if args.json:
+            _print_json(table.as_json())
+        else:
+            print(json.dumps(table.as_json(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    app = _app(args)
+    tz = app.config.tz
+    with app.sessions() as session:
+        if args.unit:
+            return _unit_report(session, args, tz)
+        overview = reports.overview(session, args.period)
+        if args.json:
+            _print_json(output.overview_json(overview, tz))
+        else:
+            print(output.overview_text(overview, tz))
+    return 0
+
+
+def _unit_report(session, args: argparse.Namespace, tz: dt.tzinfo) -> int:  # type: ignore[no-untyped-def]
+    unit = roster.find(session, args.unit)
+    if unit is None:
+        raise LifelineError(f"no unit named {args.unit!r}; see 'lifeline units list'")
+    versions = reports.history(session, unit.id, args.period)
+    if not args.history:
+        versions = [v for v in versions if v.current]
+    if args.json:
+        _print_json({"unit": unit.name, "period": args.period, "versions": output.history_json(versions, tz)})
+    elif versions:
+        print(f"{unit.name} {args.period}")
+        print(output.history_text(versions, tz))
+    else:
+        print(f"{unit.name} {args.period}: no report")
+    return 0
+
+
+def units_import(args: argparse.Namespace) -> int:
+    app = App(config_module.load(config_module.find_path(args.config)))
+    entries = roster.read_file(args.file)
+    with app.sessions() as session:
+        changes = roster.sync(session, entries, retire_from=args.retire_missing_from)
+        session.commit()
+    for change in changes:
+        print(change)
+    print(f"{len(entries)} units read from {args.file}, {len(changes)} change(s)")
+    return 0
+
+
+def units_list(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.sessions() as session:
+        for unit in roster.all_units(session):
+            retired = f"  retired from {unit.retired_from}" if unit.retired_from else ""
+            emails = ", ".join(e.address for e in unit.emails)
+            print(f"{unit.name}\t{unit.kind}\t{emails}{retired}")
+    return 0
+
+
+def units_show(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.sessions() as session:
+        unit = _unit(session, args.name)
+        print(f"name:     {unit.name}")
+        print(f"kind:     {unit.kind}")
+        print(f"aliases:  {', '.join(a.alias for a in unit.aliases) or '-'}")
+        print(f"emails:   {', '.join(e.address for e in unit.emails) or '-'}")
+        print(f"retired:  {unit.retired_from or '-'}")
+        for change in roster.changes_for(session, unit.name):
+            print(f"  {change.at:%Y-%m-%d %H:%M} {change.action} {change.detail}")
+    return 0
+
+
+def units_add_email(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.sessions() as session:
+        change = roster.add_email(session, _unit(session, args.name), args.address)
+        session.commit()
+    print(change or f"{args.address} is already an address of {args.name}")
+    return 0
+
+
+def units_retire(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.sessions() as session:
+        print(roster.retire(session, _unit(session, args.name), args.period))
+        session.commit()
+    return 0
+
+
+def _unit(session, name: str):  # type: ignore[no-untyped-def]
+    unit = roster.find(session, name)
+    if unit is None:
+        raise LifelineError(f"no unit named {name!r}; see 'lifeline units list'")
+    return unit
+
+
+def remind(args: argparse.Namespace) -> int:
+    app = _app(args)
+    at = _aware(args.at, app.config) if args.at else dt.datetime.now(app.config.tz)
+    with app.sessions() as session:
+        plans = reminders.due_reminders(session, app.config, at)
+        print(reminders.format_plan(plans))
+        if args.dry_run:
+            return 0
+        reminders.queue_due_reminders(session, app.config, at)
+        session.commit()
+    deliver_pending(app.sessions, app.config)
+    return 0
+
+
+def summary(args: argparse.Namespace) -> int:
+    app = _app(args)
+    now = dt.datetime.now(app.config.tz)
+    with app.sessions() as session:
+        data = summaries.build_summary(session, app.config, args.period, now)
+        print(summaries.format_summary(data))
+        if args.xlsx:
+            summaries.write_district_table(data, args.xlsx)
+        if args.send:
+            summaries.queue_summary(session, app.config, args.period, now)
+            session.commit()
+    if args.send:
+        deliver_pending(app.sessions, app.config)
+    return 0
+
+
+def deliver(args: argparse.Namespace) -> int:
+    app = _app(args)
+    result = deliver_pending(app.sessions, app.config)
+    print(f"sent {result.sent}, failed {result.failed}, to retry {result.retried}")
+    return 0 if not result.failed else 1
+
+
+def demo(args: argparse.Namespace) -> int:
+    config = demo_module.prepare(args.dir)
+    app = App(config)
+    app.sync_roster()
+    ingest = app.ingest()
+    mailbox = demo_module.mailbox_path()
+    with app.sessions() as session:
+        for incoming in sources.read([mailbox]):
+            ingest.take(session, incoming)
+            session.commit()
+    delivery = deliver_pending(app.sessions, app.config)
+
+    period = demo_module.busiest_period(app)
+    with app.sessions() as session:
+        print(output.overview_text(reports.overview(session, period), config.tz))
+    print(
+        f"\n{delivery.sent} notices written to {config.resolve(config.notify.outbox_dir)}; "
+        f"data in {config.data_dir}; configuration {config.source}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _aware(moment: dt.datetime, config: Config) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
+

@@ -1,0 +1,149 @@
+"""The JSON contract of the commands (field names and codes of
+../shared/samples/README.md), and their plain-text forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ingest.model import FIGURES
+from ingest.pipeline import Outcome
+from store import reports
+from store.models import Report, utc
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """One line of ``lifeline import --json``."""
+    mail = outcome.mail
+    return {
+        "mail": outcome.label,
+        "message_id": mail.message_id if mail else None,
+        "outcome": outcome.outcome,
+        "reports": [
+            report_json(f.report) | {"supersedes": _source(f.supersedes)}
+            for f in outcome.filed
+        ],
+        "problems": [p.as_json() for p in outcome.problems],
+    }
+
+
+def _source(report: Report | None) -> str | None:
+    return None if report is None else report.mail.source
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    return {
+        "unit": report.unit.name,
+        "period": report.period,
+        "on_time": report.on_time,
+        "attachment": report.attachment,
+        "values": {key: report.values.get(key) for key in FIGURES},
+        "warnings": list(report.warnings),
+    }
+
+
+def overview_json(
+    overview: reports.MonthOverview, tz: dt.tzinfo
+) -> dict[str, Any]:
+    """``lifeline report --period P --json``."""
+    units = []
+    for status in overview.units:
+        report = status.report
+        units.append(
+            {
+                "unit": status.unit.name,
+                "kind": status.unit.kind,
+                "status": status.status,
+                "on_time": None if report is None else report.on_time,
+                "received_at": None if report is None else _local(report, tz),
+                "attachment": None if report is None else report.attachment,
+                "mail": None if report is None else report.mail.source,
+                "values": None if report is None else report.values,
+                "warnings": [] if report is None else report.warnings,
+                "versions": status.versions,
+            }
+        )
+    return {
+        "period": overview.period,
+        "units": units,
+        "counts": {
+            name: len(overview.named(name)) for name in ("on-time", "late", "missing")
+        },
+        "totals": overview.totals,
+    }
+
+
+def _local(report: Report, tz: dt.tzinfo) -> str:
+    return utc(report.received_at).astimezone(tz).isoformat(timespec="seconds")
+
+
+def overview_text(overview: reports.MonthOverview, tz: dt.tzinfo) -> str:
+    counts = {n: len(overview.named(n)) for n in ("on-time", "late", "missing")}
+    lines = [
+        f"Period {overview.period}: {counts['on-time']} on time, "
+        f"{counts['late']} late, {counts['missing']} missing "
+        f"of {len(overview.units)} units",
+        "",
+        f"{'unit':<16} {'status':<8} {'ver':>3}  received",
+    ]
+    for status in overview.units:
+        received = _local(status.report, tz) if status.report else "-"
+        lines.append(
+            f"{_pad(status.unit.name, 16)} {status.status:<8} "
+            f"{status.versions:>3}  {received}"
+        )
+    lines += ["", "District totals:"]
+    lines += [f"  {key:<22} {overview.totals[key]}" for key in FIGURES]
+    return "\n".join(lines)
+
+
+def history_text(versions: list[Report], tz: dt.tzinfo) -> str:
+    """Every version of one unit's report, with what each one changed."""
+    lines = []
+    previous: Report | None = None
+    for number, report in enumerate(versions, start=1):
+        mark = " (current)" if report.current else ""
+        lines.append(
+            f"version {number}{mark}: received {_local(report, tz)}, "
+            f"{'on time' if report.on_time else 'late'}, mail "
+            f"{report.mail.source} <{report.mail.message_id or '-'}>, "
+            f"file {report.attachment}"
+        )
+        lines += [f"    {change}" for change in _changes(previous, report)]
+        previous = report
+    return "\n".join(lines)
+
+
+def history_json(versions: list[Report], tz: dt.tzinfo) -> list[dict[str, Any]]:
+    out = []
+    previous: Report | None = None
+    for report in versions:
+        out.append(
+            report_json(report)
+            | {
+                "current": report.current,
+                "received_at": _local(report, tz),
+                "mail": report.mail.source,
+                "message_id": report.mail.message_id,
+                "changed": _changes(previous, report),
+            }
+        )
+        previous = report
+    return out
+
+
+def _changes(previous: Report | None, report: Report) -> list[str]:
+    if previous is None:
+        return [f"{key} {report.values.get(key)}" for key in FIGURES]
+    return [
+        f"{key} {previous.values.get(key)} -> {report.values.get(key)}"
+        for key in FIGURES
+        if previous.values.get(key) != report.values.get(key)
+    ]
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align text whose CJK characters take two columns."""
+    columns = sum(2 if ord(c) > 0x2E7F else 1 for c in text)
+    return text + " " * max(0, width - columns)
+
