@@ -1,0 +1,88 @@
+"""Parse one figure cell as units write it.
+
+A figure arrives as a number, as text with full-width digits, thousands
+separators, padding or a unit suffix (``１２``, ``1,200``, ``12处``, ``3家``),
+or as a word or dash that means zero (``无``, ``/``, ``-``, ``—``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from ingest.model import FRACTIONAL_FIGURES, Number
+
+# Written where a unit has nothing to report; NFKC has already turned the
+# full-width forms into these.
+ZERO_WORDS: frozenset[str] = frozenset(
+    {"无", "/", "\\", "-", "--", "—", "——", "–", "―", "─", "零", "没有", "暂无"}
+)
+
+_SUFFIXES = ("平方米", "平米", "m2", "个", "处", "家", "所", "起", "条", "块", "次", "m")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_SPACES = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One cell read as a figure: ``value`` is None when it is blank;
+    ``error`` says why the text is not a usable figure."""
+
+    value: Number | None
+    error: str | None = None
+
+
+BLANK = Figure(None)
+ZERO = Figure(0)
+
+
+def normalize_text(text: str) -> str:
+    """Full-width forms to ASCII and surrounding space removed."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def parse_figure(raw: object, figure: str) -> Figure:
+    """Read ``raw`` (a cell value) as the figure named ``figure``."""
+    if raw is None or isinstance(raw, bool):
+        return BLANK if raw is None else Figure(None, "is not a number")
+    if isinstance(raw, (int, float)):
+        return _checked(float(raw), figure)
+    if isinstance(raw, (dt.date, dt.time, dt.timedelta)):
+        return Figure(None, "is a date, not a number")
+    return _parse_text(str(raw), figure)
+
+
+def _parse_text(raw: str, figure: str) -> Figure:
+    text = normalize_text(raw)
+    if not text:
+        return BLANK
+    if text in ZERO_WORDS:
+        return ZERO
+
+    compact = _SPACES.sub("", text)
+    for suffix in _SUFFIXES:
+        if compact.endswith(suffix) and len(compact) > len(suffix):
+            compact = compact[: -len(suffix)]
+            break
+
+    if not _NUMBER.fullmatch(compact):
+        return Figure(None, "is not a number")
+    return _checked(float(compact), figure)
+
+
+def _checked(number: float, figure: str) -> Figure:
+    if number != number or number in (float("inf"), float("-inf")):
+        return Figure(None, "is not a number")
+    if figure not in FRACTIONAL_FIGURES and not number.is_integer():
+        return Figure(None, "is not a whole number")
+    return Figure(as_number(number))
+
+
+def as_number(number: float) -> Number:
+    """An int when whole, else the float rounded to remove binary noise."""
+    rounded = round(number, 6)
+    if rounded.is_integer():
+        return int(rounded)
+    return rounded

@@ -1,0 +1,177 @@
+"""Read the data rows under a header into the table's figures.
+
+Rows end at a note (备注…), a signature line, or a long run of empty rows
+(sheets formatted down to row 1,048,576). The values are the 合计 row when
+it equals the sum of the other rows, else that sum with a warning; then the
+plausibility rules of reporting-table.md add their warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from ingest.model import FIGURES, Issue, Number, TableRow
+
+from .figures import Figure, as_number, parse_figure
+from .formulas import UnsupportedFormula, evaluate
+from .grid import Formula, Grid
+from .header import Header, is_header_row, label
+
+logger = logging.getLogger(__name__)
+
+# This many empty rows in a row end the data.
+MAX_EMPTY_RUN = 50
+_TOTAL = re.compile(r"合计|总计|小计|汇总|累计")
+_END = re.compile(r"^(?:备注|注[:：1-9]|说明|填表说明|附注)|填表人|填报人|审核人|负责人|联系电话|制表|(?:报送|填报|上报)(?:单位|时间|日期)")
+_SERIAL = re.compile(r"^[\d.、()]*$")
+
+
+@dataclass
+class Rows:
+    """What the rows under one header say."""
+
+    rows: list[TableRow] = field(default_factory=list)
+    problems: list[Issue] = field(default_factory=list)
+    last_row: int | None = None
+
+
+def read_rows(grid: Grid, header: Header) -> Rows:
+    result = Rows()
+    empty_run = 0
+    label_columns = [col for col in range(header.left) if col not in header.columns.values()]
+
+    for row in range(header.first_data_row, len(grid.rows)):
+        row_label = _row_label(grid, row, label_columns)
+        if _ends_data(grid, row, row_label):
+            break
+        values, problems = _read_figures(grid, row, header)
+        if values is None:
+            empty_run += 1
+            if empty_run >= MAX_EMPTY_RUN:
+                break
+            continue
+
+        empty_run = 0
+        is_total = bool(row_label and _TOTAL.search(label(row_label)))
+        cells = grid.range_name(row, header.left, row, header.right)
+        result.rows.append(TableRow(cells, values, row_label, is_total))
+        result.problems.extend(problems)
+        result.last_row = row
+    return result
+
+
+def _row_label(grid: Grid, row: int, columns: list[int]) -> str | None:
+    parts = []
+    for col in columns:
+        text = grid.text(row, col).strip()
+        if text and not _SERIAL.match(text):
+            parts.append(" ".join(text.split()))
+    return " ".join(parts) or None
+
+
+def _ends_data(grid: Grid, row: int, row_label: str | None) -> bool:
+    first = next((grid.text(row, col) for col in range(grid.width()) if grid.text(row, col).strip()), "")
+    if first and _END.search(label(first)):
+        return True
+    return is_header_row(grid, row)
+
+
+def _read_figures(
+    grid: Grid, row: int, header: Header
+) -> tuple[dict[str, Number] | None, list[Issue]]:
+    """The row's figures, or None when the row has none at all."""
+    values: dict[str, Number] = {}
+    problems: list[Issue] = []
+    seen_any = False
+
+    for figure in FIGURES:
+        col = header.columns.get(figure)
+        if col is None:
+            values[figure] = 0
+            continue
+        raw = grid.value(row, col)
+        parsed = _parse_cell(grid, raw, figure)
+        if raw not in (None, "") and not (isinstance(raw, str) and not raw.strip()):
+            seen_any = True
+        if parsed.error is not None:
+            problems.append(_not_a_number(grid, row, col, raw, parsed.error))
+        elif parsed.value is not None and parsed.value < 0:
+            problems.append(_negative(grid, row, col, parsed.value))
+        values[figure] = parsed.value if parsed.value is not None else 0
+
+    return (values if seen_any else None), problems
+
+
+def _parse_cell(grid: Grid, raw: object, figure: str) -> Figure:
+    if not isinstance(raw, Formula):
+        return parse_figure(raw, figure)
+    try:
+        return parse_figure(evaluate(grid, raw, figure), figure)
+    except UnsupportedFormula as exc:
+        logger.info("%s: formula %s not computed: %s", grid.sheet, raw.text, exc)
+        return Figure(None, f"the formula {raw.text} was saved without its result")
+
+
+def _not_a_number(grid: Grid, row: int, col: int, raw: object, error: str) -> Issue:
+    shown = raw.text if isinstance(raw, Formula) else raw
+    if isinstance(raw, Formula):
+        message = f"{grid.cell_name(row, col)}: {error}; open the file in Excel or WPS, save it and send it again"
+    else:
+        message = f'{grid.cell_name(row, col)}: "{shown}" {error}'
+    return Issue("not-a-number", message)
+
+
+def _negative(grid: Grid, row: int, col: int, value: Number) -> Issue:
+    return Issue(
+        "negative-value",
+        f"{grid.cell_name(row, col)}: {value} is negative; figures cannot be below zero",
+    )
+
+
+def totals(rows: list[TableRow]) -> tuple[dict[str, Number], list[Issue]]:
+    """The unit's values: the last 合计 row when it equals the sum of the
+    data rows, otherwise that sum with a ``total-row-mismatch`` warning."""
+    data = [row for row in rows if not row.is_total]
+    total_rows = [row for row in rows if row.is_total]
+    if not data:
+        return (dict(total_rows[-1].values) if total_rows else _zeros()), []
+
+    summed = {figure: as_number(sum(float(row.values[figure]) for row in data)) for figure in FIGURES}
+    if not total_rows:
+        return summed, []
+
+    total = total_rows[-1]
+    differing = [figure for figure in FIGURES if abs(float(total.values[figure]) - float(summed[figure])) > 1e-6]
+    if not differing:
+        return dict(total.values), []
+    details = ", ".join(f"{figure} {total.values[figure]} ≠ {summed[figure]}" for figure in differing)
+    warning = Issue(
+        "total-row-mismatch",
+        f"{total.cells}: the {total.label or '合计'} row does not equal the sum of the rows above it "
+        f"({details}); the sum is used",
+    )
+    return summed, [warning]
+
+
+def _zeros() -> dict[str, Number]:
+    return {figure: 0 for figure in FIGURES}
+
+
+def plausibility(values: dict[str, Number]) -> list[Issue]:
+    """The warnings of reporting-table.md on the unit's values."""
+    warnings = []
+    for code, larger, smaller, what in (
+        ("fixed-exceeds-found", "evacuation_fixed", "evacuation_found", "整改 exceeds 发现 (安全疏散条件不足)"),
+        ("removed-exceeds-found", "barrier_removed", "barrier_found", "拆除 exceeds 发现 (铁栅栏、防盗网、广告牌)"),
+        ("cleared-exceeds-found", "obstruction_cleared", "obstruction_found", "清理 exceeds 发现 (消防车通道障碍物)"),
+    ):
+        if values[larger] > values[smaller]:
+            warnings.append(Issue(code, f"{what}: {values[larger]} > {values[smaller]}"))
+
+    if values["barrier_removed"] > 0 and values["barrier_area_m2"] == 0:
+        warnings.append(Issue("removed-without-area", f"{values['barrier_removed']} removed (拆除) but the area (平方米) is 0"))
+    if values["barrier_area_m2"] > 0 and values["barrier_removed"] == 0:
+        warnings.append(Issue("area-without-removal", f"area {values['barrier_area_m2']} 平方米 but nothing removed (拆除)"))
+    return warnings

@@ -1,0 +1,137 @@
+"""The entry point: every statistics table in one file.
+
+Steps: tell the format from the bytes, open it (decrypting or converting
+when needed) into grids, find the header in each grid, read the rows, and
+read title, 报送单位 and 报送时间 from the lines around the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import PurePath
+
+from ingest.model import Issue, Table
+from lifeline.errors import NotATable, TableError
+
+from . import metadata
+from .convert import convert
+from .detect import sniff
+from .grid import Grid
+from .header import Header, find_header
+from .layout import plausibility, read_rows, totals
+from .protection import decrypt, is_encrypted
+from .spreadsheet import read_ods, read_xls, read_xlsx
+from .text import read_csv, read_html, read_xml2003
+from .worddoc import read_docx
+
+logger = logging.getLogger(__name__)
+
+# Lines below the table searched for a 报送单位/报送时间 written at the foot.
+FOOT_LINES = 6
+_SEND_INSTEAD = "please send the table as .xlsx, .xls or .docx"
+_READERS: dict[str, Callable[[str, bytes], list[Grid]]] = {
+    "xlsx": read_xlsx,
+    "docx": read_docx,
+    "ods": read_ods,
+    "html": read_html,
+    "xml2003": read_xml2003,
+    "text": read_csv,
+}
+
+
+def read_tables(filename: str, content: bytes) -> list[Table]:
+    """Every statistics table in one file (usually one). Raises NotATable
+    when the file is clearly not a statistics table, and TableError when it
+    should be one but cannot be read; nothing else escapes."""
+    try:
+        grids = open_grids(filename, content)
+        tables = [table for grid in grids if (table := read_grid(filename, grid)) is not None]
+    except (TableError, NotATable):
+        raise
+    except Exception as exc:  # the last guard: a library failing on odd bytes
+        logger.warning("%s: unexpected failure reading the table", filename, exc_info=True)
+        raise TableError(f"{filename}: the file cannot be read ({type(exc).__name__}); {_SEND_INSTEAD}") from exc
+
+    if not tables:
+        raise NotATable(f"{filename}: no statistics table found")
+    # A blank copy of the template beside the filled-in sheet is not a table.
+    filled = [table for table in tables if table.rows]
+    logger.debug("%s: %d table(s), %d filled in", filename, len(tables), len(filled))
+    return filled or tables[:1]
+
+
+def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
+    """The file's sheets or tables as grids, whatever its format."""
+    kind = sniff(content)
+    reader = _READERS.get(kind)
+    if reader is not None:
+        return reader(filename, content)
+    if kind == "xls":
+        if is_encrypted(content):
+            return read_xls(filename, decrypt(filename, content))
+        return read_xls(filename, content)
+    if kind == "ole-encrypted" and depth == 0:
+        return open_grids(filename, decrypt(filename, content), depth + 1)
+    if kind in ("doc", "ole", "odt"):
+        return _converted(filename, content, kind)
+    raise NotATable(f"{filename}: not a spreadsheet or document ({kind})")
+
+
+def _converted(filename: str, content: bytes, kind: str) -> list[Grid]:
+    suffix = PurePath(filename).suffix.lower().lstrip(".")
+    if kind == "odt":
+        return read_docx(filename, convert(filename, content, "odt", "docx"))
+    if kind == "doc" or suffix in ("doc", "wps"):
+        return read_docx(filename, convert(filename, content, suffix or "doc", "docx"))
+    if suffix in ("et", "xls"):
+        return read_xlsx(filename, convert(filename, content, suffix, "xlsx"))
+    raise TableError(f"{filename}: this file format cannot be read; {_SEND_INSTEAD}", "unsupported-format")
+
+
+def read_grid(filename: str, grid: Grid) -> Table | None:
+    """The table in one grid, or None when the grid has no header."""
+    header = find_header(grid)
+    if header is None:
+        return None
+    found = read_rows(grid, header)
+    above = grid.preamble + [_line(grid, row) for row in range(header.top)]
+    end = found.last_row if found.last_row is not None else header.bottom
+    below = [_line(grid, row) for row in range(end + 1, min(end + 1 + FOOT_LINES, len(grid.rows)))]
+    title = metadata.find_title(above)
+
+    table = Table(
+        file=filename,
+        sheet=grid.sheet,
+        cells=grid.range_name(header.top, _left(grid, header), end, header.right),
+        title=title,
+        unit_name=metadata.find_unit_name(above + below),
+        reported_on=metadata.find_reported_on(above + below),
+        period=metadata.find_period(title),
+        rows=found.rows,
+        problems=found.problems,
+    )
+    _add_values(table, header)
+    return table
+
+
+def _add_values(table: Table, header: Header) -> None:
+    table.values, table.warnings = totals(table.rows)
+    if not table.rows:
+        table.problems.append(Issue("empty-table", f"{table.cells}: the table has no figures; please fill in the figures and send it again"))
+        return
+    table.warnings.extend(plausibility(table.values))
+    missing = header.missing()
+    if missing:
+        table.warnings.append(Issue("missing-column", f"{table.cells}: no column for {', '.join(missing)}; counted as 0"))
+
+
+def _left(grid: Grid, header: Header) -> int:
+    for col in range(header.left):
+        if grid.text(header.top, col).strip() or grid.text(header.bottom, col).strip():
+            return col
+    return header.left
+
+
+def _line(grid: Grid, row: int) -> str:
+    return "  ".join(text for col in range(len(grid.rows[row])) if (text := grid.text(row, col).strip()))
