@@ -18,15 +18,17 @@ def add(session: Session, report: Report) -> Report | None:
     The current version is the one *received* last, not the one processed
     last: an old mail imported after a newer one must not win.
     """
-    versions = list(
-        session.scalars(
+    session.add(report)
+    versions = [
+        version
+        for version in session.scalars(
             select(Report).where(
                 Report.unit_id == report.unit_id,
                 Report.period == report.period,
             )
         )
-    )
-    session.add(report)
+        if version is not report
+    ]
     latest = max(versions, key=lambda r: (r.received_at, r.id), default=None)
     if latest is None:
         report.current = True
