@@ -173,7 +173,22 @@ def _visit(part: Message, context: _Context, findings: Findings) -> None:
         for child in part.get_payload():
             _visit(child, context, findings)
     else:
+        _visit_leaf_safely(part, context, findings)
+
+
+def _visit_leaf_safely(part: Message, context: _Context, findings: Findings) -> None:
+    # Mail from the wild breaks in ways no test foresees; one bad part
+    # must not cost the sender the table in the next one.
+    try:
         _visit_leaf(part, context, findings)
+    except Exception:  # noqa: BLE001 - see above
+        logger.warning("part %s: cannot be read", part.get_content_type(), exc_info=True)
+        findings.problems.append(
+            Issue(
+                "undecodable-mail",
+                "邮件中有一个附件无法解析。请重新发送，并把统计表作为普通附件添加。",
+            )
+        )
 
 
 def _visit_leaf(part: Message, context: _Context, findings: Findings) -> None:
@@ -299,8 +314,8 @@ def _take_winmail(
         findings.problems.append(Issue(error.code, f"{name}: {error}"))
         return
     inner = context.inside(name)
-    for file_name, data in files:
-        _take_file(file_name, data, "", inner, findings)
+    for member in files:
+        _take_file(member.name, member.content, "", inner, findings)
 
 
 def _visit_forward(part: Message, context: _Context, findings: Findings) -> None:
