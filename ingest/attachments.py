@@ -165,22 +165,20 @@ def _visit(part: Message, context: _Context, findings: Findings) -> None:
     if context.depth > MAX_DEPTH:
         return
     content_type = part.get_content_type()
-    if content_type == "message/rfc822" or (
-        part.get_content_maintype() == "message" and part.is_multipart()
-    ):
-        _visit_forward(part, context, findings)
-    elif part.is_multipart():
+    if part.is_multipart() and part.get_content_maintype() != "message":
         for child in part.get_payload():
             _visit(child, context, findings)
-    else:
-        _visit_leaf_safely(part, context, findings)
+        return
 
-
-def _visit_leaf_safely(part: Message, context: _Context, findings: Findings) -> None:
     # Mail from the wild breaks in ways no test foresees; one bad part
     # must not cost the sender the table in the next one.
     try:
-        _visit_leaf(part, context, findings)
+        if part.get_content_maintype() == "message" and (
+            content_type == "message/rfc822" or part.is_multipart()
+        ):
+            _visit_forward(part, context, findings)
+        else:
+            _visit_leaf(part, context, findings)
     except Exception:  # noqa: BLE001 - see above
         logger.warning("part %s: cannot be read", part.get_content_type(), exc_info=True)
         findings.problems.append(
@@ -340,13 +338,12 @@ def _encoded_inner(children: object, encoding: str) -> bytes:
     if not isinstance(children, list) or not children:
         return b""
     inner = children[0]
-    text = inner.as_bytes(policy=email.policy.compat32) if inner.keys() else b""
-    if not text:
-        body = inner.get_payload()
-        text = body.encode("ascii", "surrogateescape") if isinstance(body, str) else b""
+    head = "".join(f"{key}: {value}\n" for key, value in inner.raw_items())
+    body = inner.get_payload()
+    text = head + ("\n" if head else "") + (body if isinstance(body, str) else "")
     carrier = Message()
     carrier["Content-Transfer-Encoding"] = encoding
-    carrier.set_payload(text.decode("ascii", "surrogateescape"))
+    carrier.set_payload(text)
     decoded = carrier.get_payload(decode=True)
     return decoded if isinstance(decoded, bytes) else b""
 
