@@ -234,7 +234,7 @@ def unpack_winmail(content: bytes) -> list[ArchiveMember]:
     """
     try:
         tnef = TNEF(content, do_checksum=False)
-    except (ValueError, IndexError, KeyError, UnicodeDecodeError, struct.error) as error:
+    except (ValueError, IndexError, KeyError, UnicodeError, struct.error) as error:
         raise TableError(
             "Outlook 附件包 winmail.dat 无法解开。请在 Outlook 中改用 HTML 或纯文本格式发送，"
             "或直接用网页邮箱发送表格文件。",

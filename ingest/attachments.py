@@ -34,7 +34,8 @@ from lifeline.errors import TableError
 logger = logging.getLogger(__name__)
 
 TABLE_EXTENSIONS = frozenset(
-    {"xlsx", "xlsm", "xls", "et", "ods", "csv", "doc", "docx", "wps", "htm", "html", "xml"}
+    {"xlsx", "xlsm", "xls", "et", "ods", "csv"}
+    | {"doc", "docx", "wps", "htm", "html", "xml"}
 )
 ARCHIVE_EXTENSIONS = frozenset({"zip", "7z", "rar"})
 IGNORED_EXTENSIONS = frozenset({"p7s", "p7m", "asc", "sig", "vcf", "ics", "vcs"})
@@ -180,7 +181,7 @@ def _visit(part: Message, context: _Context, findings: Findings) -> None:
         else:
             _visit_leaf(part, context, findings)
     except Exception:  # noqa: BLE001 - see above
-        logger.warning("part %s: cannot be read", part.get_content_type(), exc_info=True)
+        logger.warning("part %s: cannot be read", content_type, exc_info=True)
         findings.problems.append(
             Issue(
                 "undecodable-mail",

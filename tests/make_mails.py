@@ -207,7 +207,10 @@ def file_part(
     )
 
 
-def multipart(parts: list[bytes], subtype: str = "mixed", boundary: str = BOUNDARY) -> tuple[str, bytes]:
+def multipart(
+    parts: list[bytes], subtype: str = "mixed", boundary: str = BOUNDARY
+) -> tuple[str, bytes]:
+    """(Content-Type value, body) of a multipart holding ``parts``."""
     body = b"This is a multi-part message in MIME format.\r\n"
     for item in parts:
         body += f"\r\n--{boundary}\r\n".encode() + item
@@ -224,7 +227,10 @@ def mail(
 ) -> bytes:
     """A multipart/mixed mail with the usual Coremail-style headers."""
     content_type, body = multipart(parts)
-    return headers_block(subject=subject, sender=sender, extra=extra, content_type=content_type) + body
+    head = headers_block(
+        subject=subject, sender=sender, extra=extra, content_type=content_type
+    )
+    return head + body
 
 
 def headers_block(
@@ -250,21 +256,29 @@ def headers_block(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
-def mail_with_name(name_params: str, content: bytes | None = None, **kwargs: object) -> bytes:
+def mail_with_name(
+    name_params: str,
+    content: bytes,
+    *,
+    content_type: str = XLSX_TYPE,
+    disposition: str = "attachment",
+    in_content_type: bool = False,
+) -> bytes:
     """The commonest shape: a text body and one attachment named by
     ``name_params``."""
-    return mail(
-        [text_part("附件是统计表，请查收。"), file_part(name_params, content or tiny_xlsx(), **kwargs)]  # type: ignore[arg-type]
+    attached = file_part(
+        name_params, content, content_type, disposition, in_content_type
     )
+    return mail([text_part("附件是统计表，请查收。"), attached])
 
 
 def whole_body_mail(name: str, content: bytes) -> bytes:
     """A mail that is nothing but the file (no multipart)."""
-    head = headers_block(content_type=f'{XLSX_TYPE};\r\n\tname="{rfc2047(name, "gbk")}"')
-    head = head.replace(
-        b"\r\n\r\n",
-        b"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n",
-        1,
+    content_type = f'{XLSX_TYPE};\r\n\tname="{rfc2047(name, "gbk")}"'
+    head = headers_block(content_type=content_type)
+    head = head[:-2] + (
+        b"Content-Transfer-Encoding: base64\r\n"
+        b"Content-Disposition: attachment\r\n\r\n"
     )
     return head + base64_body(content)
 
@@ -296,13 +310,18 @@ def inner_mail(subject: str, name: str, content: bytes) -> bytes:
 def fixtures() -> dict[str, bytes]:
     """Every fixture mail by name, for the script below."""
     table = tiny_xlsx()
+    utf8 = f'filename="{rfc2047(TABLE_NAME, "utf-8")}"'
+    gbk_split = f'filename="{rfc2047(TABLE_NAME, "gbk", chunk=5)}"'
+    split_2231 = rfc2231("filename", TABLE_NAME, section=4)
+    archive = zip_with_names({TABLE_NAME: table})
+    outlook = winmail(TABLE_NAME.encode("gbk"), table)
     return {
-        "utf8-b": mail_with_name(f'filename="{rfc2047(TABLE_NAME, "utf-8")}"', table),
-        "gbk-split": mail_with_name(f'filename="{rfc2047(TABLE_NAME, "gbk", chunk=5)}"', table),
-        "rfc2231-split": mail_with_name(rfc2231("filename", TABLE_NAME, section=4), table),
-        "zip-gbk": mail_with_name('filename="a.zip"', zip_with_names({TABLE_NAME: table})),
+        "utf8-b": mail_with_name(utf8, table),
+        "gbk-split": mail_with_name(gbk_split, table),
+        "rfc2231-split": mail_with_name(split_2231, table),
+        "zip-gbk": mail_with_name('filename="a.zip"', archive),
         "forward-b64": forwarded(inner_mail("原主题", TABLE_NAME, table), encode=True),
-        "winmail": mail_with_name('filename="winmail.dat"', winmail(TABLE_NAME.encode("gbk"), table)),
+        "winmail": mail_with_name('filename="winmail.dat"', outlook),
     }
 
 

@@ -45,7 +45,12 @@ def test_zip_directories_are_skipped_and_paths_dropped() -> None:
 
 @pytest.mark.parametrize(
     ("path", "base"),
-    [("../../x.xls", "x.xls"), ("a\\b\\c.xls", "c.xls"), ("/abs/d.xls", "d.xls"), ("e.xls", "e.xls")],
+    [
+        ("../../x.xls", "x.xls"),
+        ("a\\b\\c.xls", "c.xls"),
+        ("/abs/d.xls", "d.xls"),
+        ("e.xls", "e.xls"),
+    ],
 )
 def test_member_basename(path: str, base: str) -> None:
     assert member_basename(path) == base

@@ -60,7 +60,8 @@ def test_word_in_quotes_and_unquoted() -> None:
 
 
 def test_words_of_different_charsets_side_by_side() -> None:
-    encoded = make_mails.rfc2047("统计", "gbk") + " " + make_mails.rfc2047("表.xls", "utf-8")
+    first = make_mails.rfc2047("统计", "gbk")
+    encoded = first + " " + make_mails.rfc2047("表.xls", "utf-8")
 
     assert header_text(encoded.encode()) == "统计表.xls"
 
@@ -121,7 +122,8 @@ def test_semicolon_inside_quotes_and_words() -> None:
 
     assert parse_params(raw)[1] == {"filename": "a;b.xls", "size": "3"}
     word = make_mails.rfc2047("a;b.xls", "utf-8", "Q")
-    assert parse_params(f"attachment; filename={word}".encode())[1]["filename"] == "a;b.xls"
+    raw = f"attachment; filename={word}".encode()
+    assert parse_params(raw)[1]["filename"] == "a;b.xls"
 
 
 def test_windows_path_backslashes_survive_unquoting() -> None:
@@ -133,7 +135,11 @@ def test_windows_path_backslashes_survive_unquoting() -> None:
 @pytest.mark.parametrize(
     ("raw", "name", "address"),
     [
-        (b'"=?GBK?B?x/i9zMzlvtawssirv8Y=?=" <JTJ@Example.cn>', "区教体局安全科", "jtj@example.cn"),
+        (
+            b'"=?GBK?B?x/i9zMzlvtawssirv8Y=?=" <JTJ@Example.cn>',
+            "区教体局安全科",
+            "jtj@example.cn",
+        ),
         ("城关街道 <cgjd@example.cn>".encode("gbk"), "城关街道", "cgjd@example.cn"),
         ("“城关”街道, 安监办 <cgjd@example.cn>".encode(), "“城关”街道, 安监办", "cgjd@example.cn"),
         (b"cgjd@example.cn", "", "cgjd@example.cn"),

@@ -7,14 +7,18 @@ import datetime as dt
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from ingest.attachments import safe_filename
 from ingest.mail import DecodedMail, decode_mail
 import make_mails
 
-SHARED = Path(os.environ.get("LIFELINE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(
+    os.environ.get("LIFELINE_SHARED", Path(__file__).resolve().parents[2] / "shared")
+)
 SAMPLES = SHARED / "samples"
 SAMPLE_MAILS = sorted((SAMPLES / "mails").glob("*.eml"))
 
@@ -60,12 +64,14 @@ def test_sample_headers_decode_to_chinese(path: Path) -> None:
 
 def test_sample_p02_gbk_header_values() -> None:
     """A GBK subject and display name decode exactly."""
-    mail = decode_mail((SAMPLES / "mails" / "p02-xls-gbk-filename-total-row.eml").read_bytes())
+    path = SAMPLES / "mails" / "p02-xls-gbk-filename-total-row.eml"
+    mail = decode_mail(path.read_bytes())
 
     assert mail.sender == "jtj_aq@example.cn"
     assert mail.sender_name == "区教体局安全科"
     assert mail.subject == "区教体局4月份消防生命通道统计表"
-    assert mail.received_at == dt.datetime(2025, 4, 18, 16, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    china = dt.timezone(dt.timedelta(hours=8))
+    assert mail.received_at == dt.datetime(2025, 4, 18, 16, 5, 6, tzinfo=china)
 
 
 def test_sample_p05_has_no_attachment_but_a_body() -> None:
@@ -130,7 +136,14 @@ def test_fixture_headers_decode(table: bytes) -> None:
         make_mails.rfc2231("filename", NAME, "utf-8", section=5),
         make_mails.rfc2231("filename", NAME, "gbk", section=3),
     ],
-    ids=["gb2312-b", "gbk-q-split", "gb18030-b-split", "utf8-q-split", "2231-utf8", "2231-gbk"],
+    ids=[
+        "gb2312-b",
+        "gbk-q-split",
+        "gb18030-b-split",
+        "utf8-q-split",
+        "2231-utf8",
+        "2231-gbk",
+    ],
 )
 def test_fixture_encoded_names(params: str, table: bytes) -> None:
     mail = decode_mail(make_mails.mail_with_name(params, table))
@@ -173,12 +186,14 @@ def test_fixture_octet_stream_without_extension(table: bytes) -> None:
 
 
 def test_fixture_nameless_office_part(table: bytes) -> None:
-    raw = make_mails.mail(
-        [make_mails.text_part("见附件"), make_mails.part(
-            [f"Content-Type: {make_mails.XLSX_TYPE}", "Content-Transfer-Encoding: base64"],
-            make_mails.base64_body(table),
-        )]
+    nameless = make_mails.part(
+        [
+            f"Content-Type: {make_mails.XLSX_TYPE}",
+            "Content-Transfer-Encoding: base64",
+        ],
+        make_mails.base64_body(table),
     )
+    raw = make_mails.mail([make_mails.text_part("见附件"), nameless])
 
     assert _names(decode_mail(raw)) == ["attachment.xlsx"]
 
@@ -266,8 +281,8 @@ def test_fixture_seven_zip(table: bytes) -> None:
     ],
     ids=["bomb", "many", "broken", "rar"],
 )
-def test_fixture_refused_archives(archive: object, code: str) -> None:
-    raw = make_mails.mail_with_name('filename="统计表.zip"', archive())  # type: ignore[operator]
+def test_fixture_refused_archives(archive: Callable[[], bytes], code: str) -> None:
+    raw = make_mails.mail_with_name('filename="统计表.zip"', archive())
 
     mail = decode_mail(raw)
 
@@ -277,7 +292,8 @@ def test_fixture_refused_archives(archive: object, code: str) -> None:
 
 
 def test_fixture_oversized_attachment(table: bytes) -> None:
-    raw = make_mails.mail_with_name(f'filename="{make_mails.rfc2047(NAME, "utf-8")}"', table)
+    params = f'filename="{make_mails.rfc2047(NAME, "utf-8")}"'
+    raw = make_mails.mail_with_name(params, table)
 
     mail = decode_mail(raw, max_attachment_bytes=len(table) - 1)
 
@@ -299,7 +315,9 @@ def test_fixture_oversized_attachment(table: bytes) -> None:
     ],
 )
 def test_fixture_ignored_files(params: str, content_type: str) -> None:
-    raw = make_mails.mail_with_name(params, b"\xff\xd8\xff not a table", content_type=content_type)
+    raw = make_mails.mail_with_name(
+        params, b"\xff\xd8\xff not a table", content_type=content_type
+    )
 
     mail = decode_mail(raw)
 
@@ -307,9 +325,8 @@ def test_fixture_ignored_files(params: str, content_type: str) -> None:
 
 
 def test_fixture_html_body_is_not_an_attachment() -> None:
-    raw = make_mails.mail(
-        [make_mails.text_part("<html><body><p>统计表见&quot;附件&quot;</p></body></html>", "html")]
-    )
+    page = "<html><body><p>统计表见&quot;附件&quot;</p></body></html>"
+    raw = make_mails.mail([make_mails.text_part(page, "html")])
 
     mail = decode_mail(raw)
 
@@ -335,7 +352,10 @@ def test_fixture_cloud_attachment(link: str) -> None:
 
 def test_fixture_cloud_link_beside_a_real_table(table: bytes) -> None:
     raw = make_mails.mail(
-        [make_mails.text_part("超大附件 https://dashi.163.com/x"), make_mails.file_part('filename="a.xlsx"', table)]
+        [
+            make_mails.text_part("超大附件 https://dashi.163.com/x"),
+            make_mails.file_part('filename="a.xlsx"', table),
+        ]
     )
 
     assert decode_mail(raw).problems == []
@@ -386,13 +406,14 @@ def test_missing_boundary_is_undecodable() -> None:
 
 
 def test_received_date_tolerates_junk() -> None:
-    raw = make_mails.mail([make_mails.text_part("x")]).replace(
-        b"Mon, 19 May 2025 17:40:09 +0800 (CST)", b"Mon, 19 May 2025 17:40:09 +0800 (CST) (junk)"
-    )
+    stamp = b"Mon, 19 May 2025 17:40:09 +0800 (CST)"
+    raw = make_mails.mail([make_mails.text_part("x")])
+    raw = raw.replace(stamp, stamp + b" (junk)")
 
     mail = decode_mail(raw)
 
-    assert mail.received_at == dt.datetime(2025, 5, 19, 9, 40, 9, tzinfo=dt.timezone.utc)
+    utc = dt.timezone.utc
+    assert mail.received_at == dt.datetime(2025, 5, 19, 9, 40, 9, tzinfo=utc)
 
 
 def _mutations(raw: bytes, seed: int) -> list[bytes]:
@@ -417,3 +438,44 @@ def test_fuzzed_samples_never_raise(path: Path) -> None:
         mail = decode_mail(broken)
 
         assert isinstance(mail, DecodedMail), index
+
+
+def test_fixture_html_table_under_a_bare_name() -> None:
+    """An exported "Excel" that is really HTML, under a name without
+    extension, is still a candidate; a .txt never is."""
+    page = "<html><body><table><tr><td>排查单位场所</td></tr></table></body></html>".encode()
+    found = decode_mail(
+        make_mails.mail_with_name(
+            'filename="导出"', page, content_type="application/octet-stream"
+        )
+    )
+    text = decode_mail(
+        make_mails.mail_with_name('filename="导出.txt"', page, content_type="text/plain")
+    )
+
+    assert _names(found) == ["导出"]
+    assert text.attachments == []
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("城关街道5月份统计表.xlsx", "城关街道5月份统计表.xlsx"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\张三\\统计表.xls", "统计表.xls"),
+        ("..", "attachment"),
+        ("", "attachment"),
+        ("a\x00b\r\nc.xls", "a_b__c.xls"),
+        ('a<b>:"|?*.csv', "a_b______.csv"),
+        (".hidden.xlsx", "hidden.xlsx"),
+    ],
+)
+def test_safe_filename(name: str, safe: str) -> None:
+    assert safe_filename(name) == safe
+
+
+def test_safe_filename_limits_length_and_keeps_extension() -> None:
+    safe = safe_filename("统" * 200 + ".xlsx")
+
+    assert safe.endswith("统.xlsx")
+    assert len(safe.encode("utf-8")) <= 180
