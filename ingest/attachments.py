@@ -14,6 +14,7 @@ import email
 import email.policy
 import io
 import logging
+import mimetypes
 import re
 import unicodedata
 import zipfile
@@ -163,8 +164,6 @@ def _extension(name: str) -> str:
 
 
 def _visit(part: Message, context: _Context, findings: Findings) -> None:
-    if context.depth > MAX_DEPTH:
-        return
     content_type = part.get_content_type()
     if part.is_multipart() and part.get_content_maintype() != "message":
         for child in part.get_payload():
@@ -233,6 +232,9 @@ def _take_file(
         findings.problems.append(_oversized(name, context.max_bytes))
         return
     kind = _file_kind(name, content, content_type)
+    if kind not in ("table", None) and context.depth >= MAX_DEPTH:
+        findings.problems.append(_too_deep(name))
+        return
     if kind == "table":
         findings.attachments.append(
             Attachment(name, content, content_type, context.container)
@@ -281,6 +283,14 @@ def _is_office_zip(content: bytes) -> bool:
     return "[Content_Types].xml" in names or "mimetype" in names
 
 
+def _too_deep(name: str) -> Issue:
+    return Issue(
+        "archive-too-large",
+        f"附件“{name}”层层嵌套（压缩包套压缩包或转发套转发），超出处理限制。"
+        "请直接发送统计表文件。",
+    )
+
+
 def _oversized(name: str, limit: int) -> Issue:
     return Issue(
         "oversized-attachment",
@@ -301,7 +311,8 @@ def _take_archive(
     inner = context.inside(name)
     for member in members:
         if not _is_ignored(member.name, ""):
-            _take_file(member.name, member.content, "", inner, findings)
+            kind = _guess_type(member.name)
+            _take_file(member.name, member.content, kind, inner, findings)
 
 
 def _take_winmail(
@@ -314,13 +325,22 @@ def _take_winmail(
         return
     inner = context.inside(name)
     for member in files:
-        _take_file(member.name, member.content, "", inner, findings)
+        kind = _guess_type(member.name)
+        _take_file(member.name, member.content, kind, inner, findings)
+
+
+def _guess_type(name: str) -> str:
+    """A content type for a file that came without one (from an archive)."""
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
 def _visit_forward(part: Message, context: _Context, findings: Findings) -> None:
     """Open a forwarded mail. Some mailers base64-encode message/rfc822
     (not allowed, but common); the parser then sees the encoded text as a
     headerless body, so it is decoded and parsed again."""
+    if context.depth >= MAX_DEPTH:
+        findings.problems.append(_too_deep(part_filename(part) or "message/rfc822"))
+        return
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     children = part.get_payload()
     if encoding in ("base64", "quoted-printable"):

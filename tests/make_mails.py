@@ -224,9 +224,10 @@ def mail(
     subject: str | None = None,
     sender: str | None = None,
     extra: list[str] | None = None,
+    boundary: str = BOUNDARY,
 ) -> bytes:
     """A multipart/mixed mail with the usual Coremail-style headers."""
-    content_type, body = multipart(parts)
+    content_type, body = multipart(parts, boundary=boundary)
     head = headers_block(
         subject=subject, sender=sender, extra=extra, content_type=content_type
     )
@@ -283,7 +284,7 @@ def whole_body_mail(name: str, content: bytes) -> bytes:
     return head + base64_body(content)
 
 
-def forwarded(inner: bytes, *, encode: bool = False) -> bytes:
+def forwarded(inner: bytes, *, encode: bool = False, boundary: str = BOUNDARY) -> bytes:
     """``inner`` attached as message/rfc822, base64-encoded if asked (some
     mailers do, against RFC 2046)."""
     lines = ["Content-Type: message/rfc822", "Content-Disposition: attachment"]
@@ -294,6 +295,7 @@ def forwarded(inner: bytes, *, encode: bool = False) -> bytes:
     return mail(
         [text_part("转发一下"), part(lines, body)],
         subject=rfc2047("Fw: 转发统计表", "utf-8"),
+        boundary=boundary,
     )
 
 

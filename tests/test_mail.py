@@ -479,3 +479,34 @@ def test_safe_filename_limits_length_and_keeps_extension() -> None:
 
     assert safe.endswith("统.xlsx")
     assert len(safe.encode("utf-8")) <= 180
+
+
+def test_fixture_archives_nested_without_end(table: bytes) -> None:
+    """A zip in a zip in a zip ... stops with a problem, not a recursion."""
+    archive = table
+    for level in range(10):
+        archive = make_mails.zip_with_names({f"第{level}层.zip": archive})
+
+    mail = decode_mail(make_mails.mail_with_name('filename="套娃.zip"', archive))
+
+    assert mail.attachments == []
+    assert _codes(mail) == ["archive-too-large"]
+
+
+def test_fixture_forwards_nested_without_end(table: bytes) -> None:
+    raw = make_mails.inner_mail("原件", NAME, table)
+    for level in range(10):
+        raw = make_mails.forwarded(raw, boundary=f"level-{level}")
+
+    mail = decode_mail(raw)
+
+    assert mail.attachments == []
+    assert _codes(mail) == ["archive-too-large"]
+
+
+def test_archive_members_get_a_content_type(table: bytes) -> None:
+    archive = make_mails.zip_with_names({NAME: table})
+
+    mail = decode_mail(make_mails.mail_with_name('filename="a.zip"', archive))
+
+    assert mail.attachments[0].content_type == make_mails.XLSX_TYPE
