@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ingest.model import FRACTIONAL_FIGURES, Number
 
@@ -25,8 +25,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _SPACES = re.compile(r"[\s,]+")
 
 
-@dataclass(frozen=True)
-class Figure:
+class Figure(NamedTuple):
     """One cell read as a figure: ``value`` is None when it is blank;
     ``error`` says why the text is not a usable figure."""
 
@@ -45,8 +44,14 @@ def normalize_text(text: str) -> str:
 
 def parse_figure(raw: object, figure: str) -> Figure:
     """Read ``raw`` (a cell value) as the figure named ``figure``."""
-    if raw is None or isinstance(raw, bool):
-        return BLANK if raw is None else Figure(None, "is not a number")
+    if raw is None or raw == "":
+        return BLANK
+    if type(raw) is float and raw.is_integer():
+        return Figure(int(raw))
+    if type(raw) is int:
+        return Figure(raw)
+    if isinstance(raw, bool):
+        return Figure(None, "is not a number")
     if isinstance(raw, (int, float)):
         return _checked(float(raw), figure)
     if isinstance(raw, (dt.date, dt.time, dt.timedelta)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 from ingest.model import FIGURES
 
@@ -82,6 +83,11 @@ class Header:
     def right(self) -> int:
         return max(self.columns.values())
 
+    @cached_property
+    def ordered(self) -> list[tuple[str, int]]:
+        """(figure, column) for all eleven figures; -1 for a missing column."""
+        return [(figure, self.columns.get(figure, -1)) for figure in FIGURES]
+
     def missing(self) -> list[str]:
         return [figure for figure in FIGURES if figure not in self.columns]
 
@@ -108,7 +114,7 @@ def sub_of(text: str) -> str | None:
 def find_header(grid: Grid, start: int = 0) -> Header | None:
     """The first header at or below row ``start``, or None."""
     for row in range(start, len(grid.rows)):
-        if _group_count(grid, row) < MIN_GROUPS:
+        if not has_header_groups(grid.rows[row]):
             continue
         header = _map_header(grid, row)
         if header is not None:
@@ -116,13 +122,14 @@ def find_header(grid: Grid, start: int = 0) -> Header | None:
     return None
 
 
-def is_header_row(grid: Grid, row: int) -> bool:
-    return _group_count(grid, row) >= MIN_GROUPS
+def has_header_groups(cells: list[object]) -> bool:
+    """Whether a row names enough groups to be a header's first row."""
+    return _group_count(cells) >= MIN_GROUPS
 
 
-def _group_count(grid: Grid, row: int) -> int:
+def _group_count(cells: list[object]) -> int:
     groups = set()
-    for value in grid.rows[row]:
+    for value in cells:
         if isinstance(value, str) and value:
             group = group_of(label(value))
             if group is not None:

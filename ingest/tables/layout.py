@@ -17,7 +17,7 @@ from ingest.model import FIGURES, Issue, Number, TableRow
 from .figures import Figure, as_number, parse_figure
 from .formulas import UnsupportedFormula, evaluate
 from .grid import Formula, Grid
-from .header import Header, is_header_row, label
+from .header import MIN_GROUPS, Header, has_header_groups, label
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def read_rows(grid: Grid, header: Header) -> Rows:
     label_columns = [col for col in range(header.left) if col not in header.columns.values()]
 
     for row in range(header.first_data_row, len(grid.rows)):
-        row_label = _row_label(grid, row, label_columns)
-        if _ends_data(grid, row, row_label):
+        if _ends_data(grid.rows[row]):
             break
         values, problems = _read_figures(grid, row, header)
         if values is None:
@@ -54,6 +53,7 @@ def read_rows(grid: Grid, header: Header) -> Rows:
             continue
 
         empty_run = 0
+        row_label = _row_label(grid, row, label_columns)
         is_total = bool(row_label and _TOTAL.search(label(row_label)))
         cells = grid.range_name(row, header.left, row, header.right)
         result.rows.append(TableRow(cells, values, row_label, is_total))
@@ -71,11 +71,14 @@ def _row_label(grid: Grid, row: int, columns: list[int]) -> str | None:
     return " ".join(parts) or None
 
 
-def _ends_data(grid: Grid, row: int, row_label: str | None) -> bool:
-    first = next((grid.text(row, col) for col in range(grid.width()) if grid.text(row, col).strip()), "")
-    if first and _END.search(label(first)):
+def _ends_data(cells: list[object]) -> bool:
+    """A note, a signature line or the next table's header ends the data."""
+    first = next((value for value in cells if value not in (None, "")), None)
+    if not isinstance(first, str) or not first.strip():
+        return False
+    if _END.search(label(first)):
         return True
-    return is_header_row(grid, row)
+    return sum(isinstance(value, str) for value in cells) >= MIN_GROUPS and has_header_groups(cells)
 
 
 def _read_figures(
@@ -86,15 +89,12 @@ def _read_figures(
     problems: list[Issue] = []
     seen_any = False
 
-    for figure in FIGURES:
-        col = header.columns.get(figure)
-        if col is None:
-            values[figure] = 0
-            continue
-        raw = grid.value(row, col)
+    cells = grid.rows[row]
+    width = len(cells)
+    for figure, col in header.ordered:
+        raw = cells[col] if 0 <= col < width else None
         parsed = _parse_cell(grid, raw, figure)
-        if raw not in (None, "") and not (isinstance(raw, str) and not raw.strip()):
-            seen_any = True
+        seen_any = seen_any or not _is_blank(raw)
         if parsed.error is not None:
             problems.append(_not_a_number(grid, row, col, raw, parsed.error))
         elif parsed.value is not None and parsed.value < 0:
@@ -102,6 +102,10 @@ def _read_figures(
         values[figure] = parsed.value if parsed.value is not None else 0
 
     return (values if seen_any else None), problems
+
+
+def _is_blank(raw: object) -> bool:
+    return raw is None or (isinstance(raw, str) and not raw.strip())
 
 
 def _parse_cell(grid: Grid, raw: object, figure: str) -> Figure:

@@ -35,12 +35,20 @@ def decrypt(name: str, content: bytes) -> bytes:
         office_file.load_key(password=EXCEL_DEFAULT_PASSWORD)
         output = io.BytesIO()
         office_file.decrypt(output)
-    except (InvalidKeyError, DecryptionError, FileFormatError, Exception) as exc:
+    except (InvalidKeyError, DecryptionError, FileFormatError) as exc:
         logger.info("%s: cannot decrypt: %s", name, exc)
-        raise TableError(
-            f"{name}: the file is protected with a password; please remove the password "
-            "(or save an unprotected copy) and send it again",
-            "encrypted-file",
-        ) from exc
+        raise _protected(name) from exc
+    except Exception as exc:  # msoffcrypto fails on damaged files in many ways
+
+        logger.info("%s: cannot decrypt: %s", name, exc)
+        raise _protected(name) from exc
     logger.info("%s: opened with Excel's default password", name)
     return output.getvalue()
+
+
+def _protected(name: str) -> TableError:
+    return TableError(
+        f"{name}: the file is protected with a password; please remove the "
+        "password (or save an unprotected copy) and send it again",
+        "encrypted-file",
+    )

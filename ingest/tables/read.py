@@ -68,14 +68,22 @@ def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
     if reader is not None:
         return reader(filename, content)
     if kind == "xls":
-        if is_encrypted(content):
-            return read_xls(filename, decrypt(filename, content))
-        return read_xls(filename, content)
+        return _read_xls(filename, content)
     if kind == "ole-encrypted" and depth == 0:
         return open_grids(filename, decrypt(filename, content), depth + 1)
     if kind in ("doc", "ole", "odt"):
         return _converted(filename, content, kind)
     raise NotATable(f"{filename}: not a spreadsheet or document ({kind})")
+
+
+def _read_xls(filename: str, content: bytes) -> list[Grid]:
+    # Checking for encryption first would cost more than reading the file.
+    try:
+        return read_xls(filename, content)
+    except TableError:
+        if not is_encrypted(content):
+            raise
+    return read_xls(filename, decrypt(filename, content))
 
 
 def _converted(filename: str, content: bytes, kind: str) -> list[Grid]:

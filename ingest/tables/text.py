@@ -38,11 +38,8 @@ def decode_text(content: bytes) -> str:
 
 def read_csv(name: str, content: bytes) -> list[Grid]:
     text = decode_text(content)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
+    head = text[:4096]
+    delimiter = max(",\t;", key=head.count)
     try:
         rows: list[list[CellValue | Formula]] = [list(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
     except csv.Error as exc:
