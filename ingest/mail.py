@@ -70,7 +70,10 @@ class DecodedMail:
 
 
 def decode_mail(
-    raw: bytes, *, max_attachment_bytes: int = 25 * 1024 * 1024
+    raw: bytes,
+    *,
+    max_attachment_bytes: int = 25 * 1024 * 1024,
+    archive_limits: ArchiveLimits = ArchiveLimits(),
 ) -> DecodedMail:
     """Decode ``raw`` (the mail's bytes as fetched). Never raises."""
     problems: list[Issue] = []
@@ -97,7 +100,7 @@ def decode_mail(
     sender_name, sender = safely(lambda: _from(message), ("", ""))
     findings = safely(
         lambda: find_attachments(
-            message, max_bytes=max_attachment_bytes, limits=ArchiveLimits()
+            message, max_bytes=max_attachment_bytes, limits=archive_limits
         ),
         None,
     )

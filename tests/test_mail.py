@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.archives import ArchiveLimits
 from ingest.attachments import safe_filename
 from ingest.mail import DecodedMail, decode_mail
 import make_mails
@@ -510,3 +511,12 @@ def test_archive_members_get_a_content_type(table: bytes) -> None:
     mail = decode_mail(make_mails.mail_with_name('filename="a.zip"', archive))
 
     assert mail.attachments[0].content_type == make_mails.XLSX_TYPE
+
+
+def test_archive_limits_are_configurable(table: bytes) -> None:
+    archive = make_mails.zip_with_names({NAME: table, "b.csv": b"1"})
+    raw = make_mails.mail_with_name('filename="a.zip"', archive)
+
+    mail = decode_mail(raw, archive_limits=ArchiveLimits(max_members=1))
+
+    assert _codes(mail) == ["archive-too-large"]
