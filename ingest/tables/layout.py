@@ -24,7 +24,10 @@ logger = logging.getLogger(__name__)
 # This many empty rows in a row end the data.
 MAX_EMPTY_RUN = 50
 _TOTAL = re.compile(r"合计|总计|小计|汇总|累计")
-_END = re.compile(r"^(?:备注|注[:：1-9]|说明|填表说明|附注)|填表人|填报人|审核人|负责人|联系电话|制表|(?:报送|填报|上报)(?:单位|时间|日期)")
+_END = re.compile(
+    r"^(?:备注|注[:：1-9]|说明|填表说明|附注)"
+    r"|填表人|填报人|审核人|负责人|联系电话|制表|(?:报送|填报|上报)(?:单位|时间|日期)"
+)
 _SERIAL = re.compile(r"^[\d.、()]*$")
 
 
@@ -40,7 +43,8 @@ class Rows:
 def read_rows(grid: Grid, header: Header) -> Rows:
     result = Rows()
     empty_run = 0
-    label_columns = [col for col in range(header.left) if col not in header.columns.values()]
+    figure_columns = set(header.columns.values())
+    label_columns = [col for col in range(header.left) if col not in figure_columns]
 
     for row in range(header.first_data_row, len(grid.rows)):
         if _ends_data(grid.rows[row]):
@@ -78,7 +82,8 @@ def _ends_data(cells: list[object]) -> bool:
         return False
     if _END.search(label(first)):
         return True
-    return sum(isinstance(value, str) for value in cells) >= MIN_GROUPS and has_header_groups(cells)
+    strings = sum(isinstance(value, str) for value in cells)
+    return strings >= MIN_GROUPS and has_header_groups(cells)
 
 
 def _read_figures(
@@ -121,16 +126,16 @@ def _parse_cell(grid: Grid, raw: object, figure: str) -> Figure:
 def _not_a_number(grid: Grid, row: int, col: int, raw: object, error: str) -> Issue:
     shown = raw.text if isinstance(raw, Formula) else raw
     if isinstance(raw, Formula):
-        message = f"{grid.cell_name(row, col)}: {error}; open the file in Excel or WPS, save it and send it again"
-    else:
-        message = f'{grid.cell_name(row, col)}: "{shown}" {error}'
-    return Issue("not-a-number", message)
+        advice = "open the file in Excel or WPS, save it and send it again"
+        return Issue("not-a-number", f"{grid.cell_name(row, col)}: {error}; {advice}")
+    return Issue("not-a-number", f'{grid.cell_name(row, col)}: "{shown}" {error}')
 
 
 def _negative(grid: Grid, row: int, col: int, value: Number) -> Issue:
     return Issue(
         "negative-value",
-        f"{grid.cell_name(row, col)}: {value} is negative; figures cannot be below zero",
+        f"{grid.cell_name(row, col)}: {value} is negative; "
+        "figures cannot be below zero",
     )
 
 
@@ -142,19 +147,28 @@ def totals(rows: list[TableRow]) -> tuple[dict[str, Number], list[Issue]]:
     if not data:
         return (dict(total_rows[-1].values) if total_rows else _zeros()), []
 
-    summed = {figure: as_number(sum(float(row.values[figure]) for row in data)) for figure in FIGURES}
+    summed = {
+        figure: as_number(sum(float(row.values[figure]) for row in data))
+        for figure in FIGURES
+    }
     if not total_rows:
         return summed, []
 
     total = total_rows[-1]
-    differing = [figure for figure in FIGURES if abs(float(total.values[figure]) - float(summed[figure])) > 1e-6]
+    differing = [
+        figure
+        for figure in FIGURES
+        if abs(float(total.values[figure]) - float(summed[figure])) > 1e-6
+    ]
     if not differing:
         return dict(total.values), []
-    details = ", ".join(f"{figure} {total.values[figure]} ≠ {summed[figure]}" for figure in differing)
+    details = ", ".join(
+        f"{figure} {total.values[figure]} ≠ {summed[figure]}" for figure in differing
+    )
     warning = Issue(
         "total-row-mismatch",
-        f"{total.cells}: the {total.label or '合计'} row does not equal the sum of the rows above it "
-        f"({details}); the sum is used",
+        f"{total.cells}: the {total.label or '合计'} row does not equal the sum "
+        f"of the rows above it ({details}); the sum is used",
     )
     return summed, [warning]
 
@@ -163,19 +177,30 @@ def _zeros() -> dict[str, Number]:
     return {figure: 0 for figure in FIGURES}
 
 
+# (code, larger figure, smaller figure, what is wrong)
+_EXCEEDS: tuple[tuple[str, str, str, str], ...] = (
+    ("fixed-exceeds-found", "evacuation_fixed", "evacuation_found",
+     "整改 exceeds 发现 (安全疏散条件不足)"),
+    ("removed-exceeds-found", "barrier_removed", "barrier_found",
+     "拆除 exceeds 发现 (铁栅栏、防盗网、广告牌)"),
+    ("cleared-exceeds-found", "obstruction_cleared", "obstruction_found",
+     "清理 exceeds 发现 (消防车通道障碍物)"),
+)
+
+
 def plausibility(values: dict[str, Number]) -> list[Issue]:
     """The warnings of reporting-table.md on the unit's values."""
     warnings = []
-    for code, larger, smaller, what in (
-        ("fixed-exceeds-found", "evacuation_fixed", "evacuation_found", "整改 exceeds 发现 (安全疏散条件不足)"),
-        ("removed-exceeds-found", "barrier_removed", "barrier_found", "拆除 exceeds 发现 (铁栅栏、防盗网、广告牌)"),
-        ("cleared-exceeds-found", "obstruction_cleared", "obstruction_found", "清理 exceeds 发现 (消防车通道障碍物)"),
-    ):
+    for code, larger, smaller, what in _EXCEEDS:
         if values[larger] > values[smaller]:
-            warnings.append(Issue(code, f"{what}: {values[larger]} > {values[smaller]}"))
+            message = f"{what}: {values[larger]} > {values[smaller]}"
+            warnings.append(Issue(code, message))
 
-    if values["barrier_removed"] > 0 and values["barrier_area_m2"] == 0:
-        warnings.append(Issue("removed-without-area", f"{values['barrier_removed']} removed (拆除) but the area (平方米) is 0"))
-    if values["barrier_area_m2"] > 0 and values["barrier_removed"] == 0:
-        warnings.append(Issue("area-without-removal", f"area {values['barrier_area_m2']} 平方米 but nothing removed (拆除)"))
+    removed, area = values["barrier_removed"], values["barrier_area_m2"]
+    if removed > 0 and area == 0:
+        message = f"{removed} removed (拆除) but the area (平方米) is 0"
+        warnings.append(Issue("removed-without-area", message))
+    if area > 0 and removed == 0:
+        message = f"area {area} 平方米 but nothing removed (拆除)"
+        warnings.append(Issue("area-without-removal", message))
     return warnings

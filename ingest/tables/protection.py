@@ -12,7 +12,6 @@ import io
 import logging
 
 import msoffcrypto
-from msoffcrypto.exceptions import DecryptionError, FileFormatError, InvalidKeyError
 
 from lifeline.errors import TableError
 
@@ -35,11 +34,7 @@ def decrypt(name: str, content: bytes) -> bytes:
         office_file.load_key(password=EXCEL_DEFAULT_PASSWORD)
         output = io.BytesIO()
         office_file.decrypt(output)
-    except (InvalidKeyError, DecryptionError, FileFormatError) as exc:
-        logger.info("%s: cannot decrypt: %s", name, exc)
-        raise _protected(name) from exc
-    except Exception as exc:  # msoffcrypto fails on damaged files in many ways
-
+    except Exception as exc:  # a wrong password, or damage msoffcrypto trips on
         logger.info("%s: cannot decrypt: %s", name, exc)
         raise _protected(name) from exc
     logger.info("%s: opened with Excel's default password", name)

@@ -46,13 +46,16 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
     should be one but cannot be read; nothing else escapes."""
     try:
         grids = open_grids(filename, content)
-        tables = [table for grid in grids if (table := read_grid(filename, grid)) is not None]
+        tables = [read_grid(filename, grid) for grid in grids]
     except (TableError, NotATable):
         raise
     except Exception as exc:  # the last guard: a library failing on odd bytes
         logger.warning("%s: unexpected failure reading the table", filename, exc_info=True)
-        raise TableError(f"{filename}: the file cannot be read ({type(exc).__name__}); {_SEND_INSTEAD}") from exc
+        reason = type(exc).__name__
+        message = f"{filename}: the file cannot be read ({reason}); {_SEND_INSTEAD}"
+        raise TableError(message) from exc
 
+    tables = [table for table in tables if table is not None]
     if not tables:
         raise NotATable(f"{filename}: no statistics table found")
     # A blank copy of the template beside the filled-in sheet is not a table.
@@ -94,7 +97,8 @@ def _converted(filename: str, content: bytes, kind: str) -> list[Grid]:
         return read_docx(filename, convert(filename, content, suffix or "doc", "docx"))
     if suffix in ("et", "xls"):
         return read_xlsx(filename, convert(filename, content, suffix, "xlsx"))
-    raise TableError(f"{filename}: this file format cannot be read; {_SEND_INSTEAD}", "unsupported-format")
+    message = f"{filename}: this file format cannot be read; {_SEND_INSTEAD}"
+    raise TableError(message, "unsupported-format")
 
 
 def read_grid(filename: str, grid: Grid) -> Table | None:
@@ -105,7 +109,8 @@ def read_grid(filename: str, grid: Grid) -> Table | None:
     found = read_rows(grid, header)
     above = grid.preamble + [_line(grid, row) for row in range(header.top)]
     end = found.last_row if found.last_row is not None else header.bottom
-    below = [_line(grid, row) for row in range(end + 1, min(end + 1 + FOOT_LINES, len(grid.rows)))]
+    foot = range(end + 1, min(end + 1 + FOOT_LINES, len(grid.rows)))
+    below = [_line(grid, row) for row in foot]
     title = metadata.find_title(above)
 
     table = Table(
@@ -126,12 +131,14 @@ def read_grid(filename: str, grid: Grid) -> Table | None:
 def _add_values(table: Table, header: Header) -> None:
     table.values, table.warnings = totals(table.rows)
     if not table.rows:
-        table.problems.append(Issue("empty-table", f"{table.cells}: the table has no figures; please fill in the figures and send it again"))
+        message = f"{table.cells}: the table has no figures; please fill them in"
+        table.problems.append(Issue("empty-table", message + " and send it again"))
         return
     table.warnings.extend(plausibility(table.values))
     missing = header.missing()
     if missing:
-        table.warnings.append(Issue("missing-column", f"{table.cells}: no column for {', '.join(missing)}; counted as 0"))
+        message = f"{table.cells}: no column for {', '.join(missing)}; counted as 0"
+        table.warnings.append(Issue("missing-column", message))
 
 
 def _left(grid: Grid, header: Header) -> int:
@@ -142,4 +149,5 @@ def _left(grid: Grid, header: Header) -> int:
 
 
 def _line(grid: Grid, row: int) -> str:
-    return "  ".join(text for col in range(len(grid.rows[row])) if (text := grid.text(row, col).strip()))
+    texts = (grid.text(row, col).strip() for col in range(len(grid.rows[row])))
+    return "  ".join(text for text in texts if text)

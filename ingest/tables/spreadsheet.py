@@ -41,7 +41,7 @@ def read_xlsx(name: str, content: bytes) -> list[Grid]:
         archive = zipfile.ZipFile(io.BytesIO(content))
         huge, formulas = _inspect_sheets(archive)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise TableError(f"{name}: the workbook is damaged ({exc}); please send it again", "unreadable-file") from exc
+        raise _unreadable(name, exc) from exc
 
     if huge:
         logger.info("%s: huge used range, streaming with openpyxl", name)
@@ -61,7 +61,7 @@ def read_xls(name: str, content: bytes) -> list[Grid]:
         book = xlrd.open_workbook(file_contents=content, on_demand=True)
         return [_xlrd_grid(book, sheet) for sheet in book.sheets()]
     except Exception as exc:  # xlrd raises bare Exception subclasses of many kinds
-        raise TableError(f"{name}: the .xls workbook cannot be read ({exc}); please save it as .xlsx and send it again", "unreadable-file") from exc
+        raise _unreadable(name, exc) from exc
 
 
 def read_ods(name: str, content: bytes) -> list[Grid]:
@@ -72,7 +72,8 @@ def _inspect_sheets(archive: zipfile.ZipFile) -> tuple[bool, bool]:
     """(some sheet is huge, some sheet has formulas without a result)."""
     huge = formulas = False
     for info in archive.infolist():
-        if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+        path = info.filename
+        if not (path.startswith("xl/worksheets/") and path.endswith(".xml")):
             continue
         if info.file_size > HUGE_SHEET_BYTES:
             return True, formulas
@@ -80,7 +81,8 @@ def _inspect_sheets(archive: zipfile.ZipFile) -> tuple[bool, bool]:
         match = _DIMENSION.search(data, 0, 4096)
         if match and match.group(1) and int(match.group(1)) > HUGE_ROWS:
             huge = True
-        formulas = formulas or (b"<f" in data and _FORMULA_WITHOUT_VALUE.search(data) is not None)
+        if b"<f" in data and _FORMULA_WITHOUT_VALUE.search(data):
+            formulas = True
     return huge, formulas
 
 
@@ -93,21 +95,23 @@ def _read_calamine(name: str, content: bytes) -> list[Grid]:
             grids.append(Grid(sheet_name, sheet.to_python(skip_empty_area=False)))
         return grids
     except Exception as exc:  # calamine raises its own, ValueError and pyo3 panics
-        raise TableError(f"{name}: the workbook cannot be read ({exc}); please send it again as .xlsx", "unreadable-file") from exc
+        raise _unreadable(name, exc) from exc
 
 
 def _add_formulas(name: str, content: bytes, grids: list[Grid]) -> None:
     """Put the formulas calamine dropped (no saved result) into the grids."""
     by_name = {grid.sheet: grid for grid in grids}
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=False)
+        workbook = openpyxl.load_workbook(
+            io.BytesIO(content), read_only=True, data_only=False
+        )
         for sheet in workbook.worksheets:
             grid = by_name.get(sheet.title)
             if grid is not None:
                 _overlay(grid, sheet)
         workbook.close()
     except Exception as exc:  # openpyxl raises many kinds on odd files
-        raise TableError(f"{name}: the workbook cannot be read ({exc}); please send it again", "unreadable-file") from exc
+        raise _unreadable(name, exc) from exc
 
 
 def _overlay(grid: Grid, sheet: object) -> None:
@@ -128,12 +132,14 @@ def _overlay(grid: Grid, sheet: object) -> None:
 
 def _read_openpyxl(name: str, content: bytes, data_only: bool) -> list[Grid]:
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=data_only)
-        grids = [Grid(sheet.title, _stream_rows(sheet)) for sheet in workbook.worksheets]
+        workbook = openpyxl.load_workbook(
+            io.BytesIO(content), read_only=True, data_only=data_only
+        )
+        grids = [Grid(ws.title, _stream_rows(ws)) for ws in workbook.worksheets]
         workbook.close()
         return grids
     except Exception as exc:  # openpyxl raises many kinds on odd files
-        raise TableError(f"{name}: the workbook cannot be read ({exc}); please send it again", "unreadable-file") from exc
+        raise _unreadable(name, exc) from exc
 
 
 def _stream_rows(sheet: object) -> list[list[CellValue | Formula]]:
@@ -168,3 +174,11 @@ def _xlrd_grid(book: xlrd.book.Book, sheet: xlrd.sheet.Sheet) -> Grid:
                 values.append(cell.value)
         rows.append(values)
     return Grid(sheet.name, rows)
+
+
+def _unreadable(name: str, exc: Exception) -> TableError:
+    return TableError(
+        f"{name}: the workbook cannot be opened ({exc}); please save it again "
+        "as .xlsx and send it",
+        "unreadable-file",
+    )
