@@ -91,42 +91,45 @@ def unpack_archive(
         return _unpack_7z(name, content, limits)
     if kind == "rar":
         raise TableError(
-            f"附件“{name}”是 RAR 压缩包，系统无法解压。请直接发送表格文件，或改用 ZIP 压缩。",
+            f"{name} is a RAR archive, which cannot be opened here; attach "
+            f"the table itself, or pack it as ZIP",
             code="unsupported-archive",
         )
     raise TableError(
-        f"附件“{name}”不是可识别的压缩包，无法打开。请直接发送表格文件。",
+        f"{name} is not an archive that can be opened; attach the table itself",
         code="unreadable-archive",
     )
 
 
 def _unreadable(name: str, reason: str) -> TableError:
     return TableError(
-        f"压缩包“{name}”无法解压（{reason}）。请直接发送表格文件，或重新压缩后再发送。",
+        f"the archive {name} cannot be unpacked ({reason}); attach the table "
+        f"itself, or pack it again",
         code="unreadable-archive",
     )
 
 
 def _too_large(name: str, reason: str) -> TableError:
     return TableError(
-        f"压缩包“{name}”超出处理限制（{reason}）。请只发送统计表文件本身。",
+        f"the archive {name} is too large to unpack ({reason}); attach only "
+        f"the statistics table",
         code="archive-too-large",
     )
 
 
 def _check_count(name: str, count: int, limits: ArchiveLimits) -> None:
     if count > limits.max_members:
-        raise _too_large(name, f"{count} 个文件，上限 {limits.max_members} 个")
+        raise _too_large(name, f"{count} files, at most {limits.max_members}")
 
 
 def _check_size(name: str, total: int, packed: int, limits: ArchiveLimits) -> None:
     """Refuse a total over the limit, or a bomb-like compression ratio."""
     if total > limits.max_total_bytes:
         raise _too_large(
-            name, f"解压后超过 {limits.max_total_bytes // (1024 * 1024)} MB"
+            name, f"more than {limits.max_total_bytes:,} bytes unpacked"
         )
     if total > _RATIO_FLOOR_BYTES and total > packed * limits.max_ratio:
-        raise _too_large(name, f"压缩比超过 {limits.max_ratio:g}:1")
+        raise _too_large(name, f"compression ratio above {limits.max_ratio:g}:1")
 
 
 def _zip_member_name(info: zipfile.ZipInfo) -> str:
@@ -153,9 +156,9 @@ def _unpack_zip(
             _check_size(name, declared, len(content), limits)
             return _read_zip_members(name, archive, infos, len(content), limits)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        raise _unreadable(name, "文件已损坏") from error
+        raise _unreadable(name, "it is damaged") from error
     except NotImplementedError as error:
-        raise _unreadable(name, "不支持的压缩方式") from error
+        raise _unreadable(name, "unsupported compression method") from error
 
 
 def _read_zip_members(
@@ -171,7 +174,7 @@ def _read_zip_members(
     total = 0
     for info in infos:
         if info.flag_bits & _ZIP_ENCRYPTED_FLAG:
-            raise _unreadable(name, "设有密码")
+            raise _unreadable(name, "it has a password")
         with archive.open(info) as stream:
             data = stream.read(limits.max_total_bytes - total + 1)
         total += len(data)
@@ -186,7 +189,7 @@ def _unpack_7z(
     try:
         with py7zr.SevenZipFile(io.BytesIO(content)) as archive:
             if archive.needs_password():
-                raise _unreadable(name, "设有密码")
+                raise _unreadable(name, "it has a password")
             files = [item for item in archive.list() if not item.is_directory]
             _check_count(name, len(files), limits)
             declared = sum(item.uncompressed for item in files)
@@ -202,7 +205,7 @@ def _unpack_7z(
         KeyError,
         TypeError,
     ) as error:
-        raise _unreadable(name, "文件已损坏") from error
+        raise _unreadable(name, "it is damaged") from error
     return _collect_7z(name, files, factory, len(content), limits)
 
 
@@ -236,8 +239,8 @@ def unpack_winmail(content: bytes) -> list[ArchiveMember]:
         tnef = TNEF(content, do_checksum=False)
     except (ValueError, IndexError, KeyError, UnicodeError, struct.error) as error:
         raise TableError(
-            "Outlook 附件包 winmail.dat 无法解开。请在 Outlook 中改用 HTML 或纯文本格式发送，"
-            "或直接用网页邮箱发送表格文件。",
+            "Outlook's winmail.dat cannot be unpacked; send the mail in HTML "
+            "or plain-text format (not Rich Text), or from webmail",
             code="unreadable-archive",
         ) from error
     return [

@@ -184,7 +184,8 @@ def _visit(part: Message, context: _Context, findings: Findings) -> None:
         findings.problems.append(
             Issue(
                 "undecodable-mail",
-                "邮件中有一个附件无法解析。请重新发送，并把统计表作为普通附件添加。",
+                "one part of the mail could not be read; send it again with "
+                "the statistics table as an ordinary attachment",
             )
         )
 
@@ -286,16 +287,16 @@ def _is_office_zip(content: bytes) -> bool:
 def _too_deep(name: str) -> Issue:
     return Issue(
         "archive-too-large",
-        f"附件“{name}”层层嵌套（压缩包套压缩包或转发套转发），超出处理限制。"
-        "请直接发送统计表文件。",
+        f"{name} is nested too deeply (archives in archives or forwards of "
+        f"forwards); attach the statistics table itself",
     )
 
 
 def _oversized(name: str, limit: int) -> Issue:
     return Issue(
         "oversized-attachment",
-        f"附件“{name}”超过 {limit // (1024 * 1024)} MB 的大小限制，未能处理。"
-        "请只发送统计表文件，或删去其中的图片后再发送。",
+        f"{name} is larger than the limit of {limit:,} bytes and was not "
+        f"read; send only the statistics table, without pictures",
     )
 
 

@@ -127,15 +127,16 @@ def decode_mail(
 def _undecodable() -> Issue:
     return Issue(
         "undecodable-mail",
-        "邮件结构损坏，部分内容无法读取。请重新发送，并把统计表作为附件添加。",
+        "the mail is damaged and could only be read in part; send it again "
+        "with the statistics table as an ordinary attachment",
     )
 
 
 def _cloud_attachment() -> Issue:
     return Issue(
         "cloud-attachment",
-        "邮件中的统计表是“超大附件”/文件中转站链接，系统无法下载。"
-        "请把统计表文件直接添加为普通附件后重新发送。",
+        "the table was sent as a cloud link (超大附件 / 文件中转站), which "
+        "cannot be downloaded; attach the file itself and send it again",
     )
 
 
