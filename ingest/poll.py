@@ -59,9 +59,9 @@ def poll_once(
 
 
 def _state(session: Session, mailbox: Mailbox) -> MailboxState:
-    state = session.get(MailboxState, (mailbox.account, mailbox.folder))
+    state = session.get(MailboxState, (mailbox.account, mailbox.settings.folder))
     if state is None:
-        state = MailboxState(account=mailbox.account, folder=mailbox.folder)
+        state = MailboxState(account=mailbox.account, folder=mailbox.settings.folder)
         session.add(state)
     return state
 
@@ -118,7 +118,7 @@ def _take(
             label=f"{_where(mailbox)}/{fetched.uid}",
             received_at=fetched.internaldate,
             location=Location(
-                mailbox.account, mailbox.folder, mailbox.uidvalidity, fetched.uid
+                mailbox.account, mailbox.settings.folder, mailbox.uidvalidity, fetched.uid
             ),
         )
         outcome = ingest.take(session, incoming)
@@ -136,4 +136,4 @@ def _take(
 
 
 def _where(mailbox: Mailbox) -> str:
-    return f"{mailbox.account}/{mailbox.folder}"
+    return f"{mailbox.account}/{mailbox.settings.folder}"

@@ -18,8 +18,7 @@ from lifeline.app import App
 from lifeline.config import Config
 from lifeline.errors import LifelineError, NotATable, TableError
 from lifeline.progress import Progress
-from notify import reminders, summary as summaries
-from notify.send import deliver_pending
+from notify.deliver import deliver_pending
 from store import reports, roster
 
 logger = logging.getLogger(__name__)
@@ -185,6 +184,8 @@ def _unit(session, name: str):  # type: ignore[no-untyped-def]
 
 
 def remind(args: argparse.Namespace) -> int:
+    from notify import reminders
+
     app = _app(args)
     at = _aware(args.at, app.config) if args.at else dt.datetime.now(app.config.tz)
     with app.sessions() as session:
@@ -199,6 +200,8 @@ def remind(args: argparse.Namespace) -> int:
 
 
 def summary(args: argparse.Namespace) -> int:
+    from notify import summary as summaries
+
     app = _app(args)
     now = dt.datetime.now(app.config.tz)
     with app.sessions() as session:

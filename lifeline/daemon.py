@@ -21,7 +21,7 @@ from ingest.poll import poll_once
 from lifeline.app import App
 from lifeline.errors import LifelineError
 from notify import reminders, summary
-from notify.send import deliver_pending
+from notify.deliver import deliver_pending
 
 logger = logging.getLogger(__name__)
 

@@ -154,6 +154,8 @@ class MailLocation(Base):
     uidvalidity: Mapped[int] = mapped_column(Integer)
     uid: Mapped[int] = mapped_column(Integer)
 
+    mail: Mapped[Mail] = relationship()
+
 
 class Report(Base):
     """One unit's figures for one month, from one table of one mail.

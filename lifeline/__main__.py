@@ -1,0 +1,5 @@
+import sys
+
+from lifeline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""`lifeline import --json` on the sample mails, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from expectations import differences, load_expected
+from ingest.model import FIGURES
+
+
+def lifeline(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command in a real process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "lifeline", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def write_config(folder: Path, shared: Path, database_url: str) -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        f'[store]\ndata_dir = "{folder / "data"}"\nurl = "{database_url}"\n\n'
+        f'[roster]\nfile = "{shared / "samples" / "roster.csv"}"\n\n'
+        f'[notify]\noutbox_dir = "{folder / "outbox"}"\n'
+        f'coordinator = "coordinator@example.cn"\n\n'
+        f'[smtp]\nfrom = "lifeline@example.cn"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def imported(
+    tmp_path: Path, shared_dir: Path, database_url: str
+) -> tuple[Path, dict[str, dict]]:
+    """Every sample mail imported in one call, in name order."""
+    config = write_config(tmp_path, shared_dir, database_url)
+    mails = sorted((shared_dir / "samples" / "mails").glob("*.eml"))
+
+    done = lifeline(config, "import", "--json", *map(str, mails))
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    return config, {Path(line["mail"]).name: line for line in lines}
+
+
+def test_every_sample_mail_gives_its_expected_result(
+    imported: tuple[Path, dict[str, dict]], shared_dir: Path
+) -> None:
+    _, results = imported
+    expected = load_expected(shared_dir)
+
+    assert sorted(results) == sorted(expected)
+    failures = {
+        name: differences(want, results[name])
+        for name, want in expected.items()
+        if differences(want, results[name])
+    }
+    assert failures == {}
+
+
+def test_correction_supersedes_and_report_shows_current_values(
+    imported: tuple[Path, dict[str, dict]], shared_dir: Path
+) -> None:
+    config, results = imported
+    second = results["p10-correction-second.eml"]["reports"][0]
+    expected = load_expected(shared_dir)["p10-correction-second.eml"]
+
+    done = lifeline(config, "report", "--period", "2025-05", "--json")
+
+    assert second["supersedes"] == expected["supersedes"]
+    units = {u["unit"]: u for u in json.loads(done.stdout)["units"]}
+    current = units["住房和城乡建设局"]
+    assert current["versions"] == 2
+    assert current["values"] == expected["reports"][0]["values"]
+
+
+def test_report_totals_and_missing_units(imported: tuple[Path, dict[str, dict]]) -> None:
+    config, results = imported
+    may = [
+        r for line in results.values() for r in line["reports"]
+        if r["period"] == "2025-05" and r["attachment"] != "住建局5月份打通消防生命通道统计表.xlsx"
+    ]
+
+    report = json.loads(lifeline(config, "report", "--period", "2025-05", "--json").stdout)
+
+    for key in FIGURES:
+        assert report["totals"][key] == pytest.approx(sum(r["values"][key] for r in may))
+    statuses = {u["unit"]: u["status"] for u in report["units"]}
+    assert statuses["文化和旅游局"] == "late"
+    assert statuses["商务局"] == "missing"  # p05 had no attachment
+    assert report["counts"]["on-time"] + report["counts"]["late"] == len(may)
+
+
+def test_history_shows_every_version_and_what_changed(
+    imported: tuple[Path, dict[str, dict]]
+) -> None:
+    config, _ = imported
+
+    done = lifeline(config, "report", "--period", "2025-05", "--unit", "住建局", "--history")
+
+    assert done.returncode == 0, done.stderr
+    assert "version 1:" in done.stdout and "version 2 (current):" in done.stdout
+    assert "premises_inspected 120 -> 126" in done.stdout
+
+
+def test_importing_again_stores_nothing_twice(
+    imported: tuple[Path, dict[str, dict]], shared_dir: Path
+) -> None:
+    config, _ = imported
+    mails = sorted((shared_dir / "samples" / "mails").glob("*.eml"))
+
+    again = lifeline(config, "import", "--json", *map(str, mails))
+
+    outcomes = {json.loads(line)["outcome"] for line in again.stdout.splitlines()}
+    assert outcomes == {"duplicate"}
+
+
+def test_receipts_are_written_to_the_outbox(imported: tuple[Path, dict[str, dict]]) -> None:
+    config, _ = imported
+    outbox = config.parent / "outbox"
+
+    written = list(outbox.glob("*.eml"))
+
+    # One answer per mail from a known sender (p11's sender is unknown),
+    # plus the coordinator's notices about problems.
+    assert len(written) >= 11
