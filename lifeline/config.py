@@ -184,6 +184,16 @@ def _build(cls: type, data: Any, prefix: str, skip: set[str] = set()) -> Any:
             + ", ".join(sorted(fields))
         )
 
+    required = [
+        key
+        for key, f in fields.items()
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    absent = [key for key in required if key not in data]
+    if absent:
+        raise ConfigError(f"{prefix.rstrip('.')}: missing key {absent[0]}")
+
     hints = typing.get_type_hints(cls)
     values = {
         f.name: _convert(hints[f.name], data[key], prefix + key)
