@@ -118,6 +118,10 @@ class Mailbox:
         return f"{self.settings.user}@{self.settings.host}"
 
     @property
+    def folder(self) -> str:
+        return self.settings.folder
+
+    @property
     def uidvalidity(self) -> int:
         if self._uidvalidity is None:
             raise MailboxError(f"{self._subject}: not open")
@@ -219,8 +223,17 @@ class Mailbox:
         return client
 
     def _login(self) -> None:
+        settings = self.settings
+        if not (settings.user + settings.password).isascii():
+            # imaplib would fail encoding them; a web password in Chinese is
+            # the usual cause, and 163's 授权码 is always ASCII.
+            raise MailboxError(
+                f"{self._subject}: LOGIN failed: user and password must be ASCII; "
+                f"{LOGIN_ADVICE}"
+            )
+
         with self._translated("LOGIN"):
-            self._selected().login(self.settings.user, self.settings.password)
+            self._selected().login(settings.user, settings.password)
 
     def _identify(self) -> None:
         """Send IMAP ID right after LOGIN.

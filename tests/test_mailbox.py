@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dovecot import Dovecot
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from ingest.mailbox import Mailbox, MailboxSettings
 from lifeline.errors import MailboxError
@@ -52,6 +53,32 @@ def commands(protocol_log: str) -> list[str]:
     return re.findall(r"^\S+ ([A-Z]+)\b", protocol_log, re.MULTILINE)
 
 
+class WithoutId(IMAPClient):
+    """Dovecot as a server that does not offer the ID extension."""
+
+    def capabilities(self) -> tuple[bytes, ...]:
+        return tuple(name for name in super().capabilities() if name != b"ID")
+
+
+class QqWithImapOff(IMAPClient):
+    """Dovecot answering LOGIN as qq.com does for an account without IMAP."""
+
+    def login(self, username: str, password: str) -> bytes:
+        raise LoginError(
+            "b'Login fail. Account is abnormal, service is not open, password "
+            "is incorrect, login frequency limited, or system is busy.'"
+        )
+
+
+class NeteaseUnsafeLogin(IMAPClient):
+    """Dovecot answering SELECT as 163.com does when it distrusts the login."""
+
+    def select_folder(self, folder: str, readonly: bool = False) -> dict:
+        raise IMAPClientError(
+            "select failed: SELECT Unsafe Login. Please contact kefu@188.com for help"
+        )
+
+
 @pytest.fixture
 def samples(shared_dir: Path) -> list[bytes]:
     """The twelve sample mails, as the inbox received them."""
@@ -79,6 +106,7 @@ def test_open_selects_the_folder(dovecot: Dovecot) -> None:
     with Mailbox(settings_for(dovecot)) as mailbox:
         assert mailbox.uidvalidity == dovecot.status()[b"UIDVALIDITY"]
         assert mailbox.account == f"{dovecot.user}@{dovecot.host}"
+        assert mailbox.folder == "INBOX"
         assert mailbox.all_uids() == []
         mailbox.noop()
 
@@ -92,6 +120,14 @@ def test_id_is_sent_before_the_folder_is_selected(dovecot: Dovecot) -> None:
     sent = commands(dovecot.protocol_log())
     assert sent[:2] == ["ID", "EXAMINE"]
     assert '"name" "lifeline"' in dovecot.protocol_log()
+
+
+@pytest.mark.dovecot
+def test_no_id_to_a_server_without_the_extension(dovecot: Dovecot) -> None:
+    with Mailbox(settings_for(dovecot), client_factory=WithoutId):
+        pass
+
+    assert commands(dovecot.protocol_log())[:1] == ["EXAMINE"]
 
 
 @pytest.mark.dovecot
@@ -193,6 +229,24 @@ def test_restart_drops_the_connection_then_it_opens_again(filled: Dovecot) -> No
 def test_wrong_password_names_the_authorisation_code(dovecot: Dovecot) -> None:
     with pytest.raises(MailboxError, match="LOGIN failed.*授权码"):
         Mailbox(settings_for(dovecot, password="web-password")).open()
+
+
+@pytest.mark.dovecot
+def test_non_ascii_password_is_refused_before_login(dovecot: Dovecot) -> None:
+    with pytest.raises(MailboxError, match="must be ASCII.*授权码"):
+        Mailbox(settings_for(dovecot, password="网页密码")).open()
+
+
+@pytest.mark.dovecot
+def test_imap_switched_off_says_where_to_switch_it_on(dovecot: Dovecot) -> None:
+    with pytest.raises(MailboxError, match="switched off.*POP3/SMTP/IMAP.*授权码"):
+        Mailbox(settings_for(dovecot), client_factory=QqWithImapOff).open()
+
+
+@pytest.mark.dovecot
+def test_unsafe_login_is_explained(dovecot: Dovecot) -> None:
+    with pytest.raises(MailboxError, match="Unsafe Login.*turn on the IMAP/SMTP"):
+        Mailbox(settings_for(dovecot), client_factory=NeteaseUnsafeLogin).open()
 
 
 @pytest.mark.dovecot
