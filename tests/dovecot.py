@@ -102,18 +102,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _mail_owner() -> tuple[str, int, int]:
-    """Name, uid and gid the mail processes run as.
+def _mail_owner() -> tuple[int, int]:
+    """The uid and gid the mail processes run as.
 
     Dovecot refuses mail access as root whatever the configuration says, so
     a test run as root hands the mail to ``nobody``; any other user keeps
     everything under its own name.
     """
     if os.geteuid() != 0:
-        return getpass.getuser(), os.getuid(), os.getgid()
+        return os.getuid(), os.getgid()
 
     nobody = pwd.getpwnam("nobody")
-    return nobody.pw_name, nobody.pw_uid, nobody.pw_gid
+    return nobody.pw_uid, nobody.pw_gid
 
 
 def _service_users() -> tuple[str, str]:
@@ -147,7 +147,11 @@ class Dovecot:
         self._write_files()
 
     def __enter__(self) -> "Dovecot":
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         return self
 
     def __exit__(
@@ -294,7 +298,7 @@ class Dovecot:
             return False
 
     def _write_files(self) -> None:
-        _, uid, gid = _mail_owner()
+        uid, gid = _mail_owner()
         for name in ("Maildir", "rawlog"):
             (self.root / name).mkdir()
             os.chown(self.root / name, uid, gid)
