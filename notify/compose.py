@@ -82,6 +82,11 @@ def _render(
     return " ".join(subject.split()), text, html
 
 
+def render_text(family: str, context: dict[str, Any], templates_dir: str = "") -> str:
+    """The plain-text body of a notice, e.g. for a dry run."""
+    return _render(family, context, templates_dir)[1]
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(templates_dir: str) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
