@@ -77,6 +77,7 @@ class App:
             folder=box.folder,
             timeout_seconds=box.timeout_seconds,
             batch_size=box.batch_size,
+            ca_file=str(self.config.resolve(box.ca_file)) if box.ca_file else None,
         )
 
     def mailbox(self) -> Mailbox:

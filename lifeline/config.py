@@ -32,6 +32,7 @@ class MailboxConfig:
     password_env: str = ""
     password_file: str = ""
     folder: str = "INBOX"
+    ca_file: str = ""
     timeout_seconds: float = 30.0
     batch_size: int = 200
     poll_interval_seconds: int = 300

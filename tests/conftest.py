@@ -8,6 +8,8 @@ import pytest
 
 from dovecot import Dovecot, dovecot_binary
 
+pytest_plugins = ["databases"]
+
 
 @pytest.fixture
 def shared_dir() -> Path:
