@@ -62,11 +62,11 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 CENTRE = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 
-def write_district_table(summary: SummaryData, path: Path) -> None:
+def write_district_table(summary: SummaryData, path: Path | str) -> None:
     """Write the table for ``summary`` to ``path`` (atomically)."""
+    path = Path(path)
     workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None  # a new workbook always has one sheet
+    sheet = workbook.worksheets[0]
     sheet.title = period_label(summary.period)
 
     _title(sheet, summary)

@@ -42,15 +42,17 @@ def queue_receipt(
     """Queue what ``mail`` should be answered with; return the notices.
 
     Bounces and auto-replies get no answer (answering them starts mail
-    loops); unknown senders get one only when the configuration says so.
+    loops), though a problem in one still reaches the coordinator; unknown
+    senders get an answer only when the configuration says so.
     """
+    may_answer = (
+        not auto_reply
+        and bool(mail.sender)
+        and (sender_is_known or config.notify.receipts_to_unknown_senders)
+    )
     if auto_reply:
         logger.info("mail %s: an automatic reply, not answered", mail.id)
-        return []
 
-    may_answer = bool(mail.sender) and (
-        sender_is_known or config.notify.receipts_to_unknown_senders
-    )
     queued: list[Notice | None] = []
     if may_answer:
         queued.append(_queue_answer(session, config, mail, reports, problems))

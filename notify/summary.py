@@ -249,7 +249,9 @@ def queue_due_summary(
     ``summary_time`` (district time) has passed."""
     local = local_moment(now, config)
     period = period_of(local)
-    step = ReminderStep("summary", config.notify.summary_day, config.notify.summary_time)
+    step = ReminderStep(
+        "summary", config.notify.summary_day, config.notify.summary_time
+    )
     if local < step_moment(step, period, config):
         return None
     return queue_summary(session, config, period, now)

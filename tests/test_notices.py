@@ -14,7 +14,9 @@ from store import notices
 from store.models import Notice
 
 
-def queue_one(session: Session, step: str = "first", unit_id: int | None = None) -> Notice | None:
+def queue_one(
+    session: Session, step: str = "first", unit_id: int | None = None
+) -> Notice | None:
     return notices.queue(
         session,
         kind="reminder",
@@ -154,7 +156,8 @@ def test_permanent_failure_and_sent(sessions: sessionmaker[Session]) -> None:
 
     with sessions() as session:
         rows = {n.key[-1]: n for n in session.scalars(select(Notice))}
-        assert rows["a"].status == "failed" and rows["a"].last_error == "550 no such mailbox"
+        assert rows["a"].status == "failed"
+        assert rows["a"].last_error == "550 no such mailbox"
         assert rows["b"].status == "sent" and rows["b"].message_id == "<x@lifeline>"
         since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         assert [n.key for n in notices.failed_since(session, since)] == [rows["a"].key]
@@ -170,7 +173,8 @@ def test_recover_stale_only_takes_old_claims(sessions: sessionmaker[Session]) ->
         session.commit()
         old_row = session.get(Notice, old.id)
         assert old_row is not None
-        old_row.claimed_at = old_row.claimed_at - dt.timedelta(hours=1)  # type: ignore[operator]
+        assert old_row.claimed_at is not None
+        old_row.claimed_at -= dt.timedelta(hours=1)
         session.commit()
 
         assert notices.recover_stale(session, dt.timedelta(minutes=30)) == 1

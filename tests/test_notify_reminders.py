@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from io import BytesIO
 from pathlib import Path
 
+import openpyxl
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from lifeline.config import Config
@@ -27,6 +30,7 @@ from notify.reminders import (
     step_moment,
 )
 from notify.send import SmtpSender
+from notify.summary import queue_due_summary
 from smtp_server import SmtpServer, smtp_server  # noqa: F401
 
 
@@ -34,7 +38,9 @@ def may(day: int, hour: int = 9, minute: int = 0) -> dt.datetime:
     return dt.datetime(2025, 5, day, hour, minute, tzinfo=TZ)
 
 
-def remind(sessions: sessionmaker[Session], config: Config, at: dt.datetime) -> list[str]:
+def remind(
+    sessions: sessionmaker[Session], config: Config, at: dt.datetime
+) -> list[str]:
     """Queue due reminders twice (a second run must add nothing)."""
     with sessions() as session:
         first = queue_due_reminders(session, config, at)
@@ -49,7 +55,8 @@ def test_a_month_of_reminders(
 ) -> None:
     """Reminders on the 15th and 19th reach only units still missing, the
     overdue notice on the 21st only the one that never reported."""
-    config = make_config(tmp_path, smtp={"host": smtp_server.host, "port": smtp_server.port})
+    server = {"host": smtp_server.host, "port": smtp_server.port}
+    config = make_config(tmp_path, smtp=server)
     with sessions() as session:
         east = add_unit(session, "东街道", "east@example.cn")
         west = add_unit(session, "西街道", "west@example.cn", "west2@example.cn")
@@ -80,8 +87,12 @@ def test_a_month_of_reminders(
     overdue = remind(sessions, config, may(21, 10))
     assert overdue == [f"overdue:{south.id}:2025-05:overdue"]
 
+    with sessions() as session:
+        assert queue_due_summary(session, config, may(21, 10)) is not None
+        session.commit()
+
     sender = SmtpSender(config.smtp, backoff_seconds=0.01)
-    assert deliver_pending(sessions, config, sender).sent == 6
+    assert deliver_pending(sessions, config, sender).sent == 7
     assert deliver_pending(sessions, config, sender).sent == 0
 
     got = Counter(
@@ -93,9 +104,17 @@ def test_a_month_of_reminders(
         (("north@example.cn",), "提醒"): 2,
         (("south@example.cn",), "提醒"): 2,
         (("south@example.cn",), "逾期"): 1,
+        (("coordinator@example.cn",), "月报"): 1,
     }
     subjects = {r.message["Subject"] for r in smtp_server.received}
     assert "提醒：南街道 2025年5月 生命通道统计表尚未收到，距截止（2025年5月20日）还有5天" in subjects
+    messages = [r.message for r in smtp_server.received]
+    summary = next(m for m in messages if "月报" in m["Subject"])
+    (table,) = summary.iter_attachments()
+    sheet = openpyxl.load_workbook(BytesIO(table.get_content())).worksheets[0]
+    total = next(row for row in sheet.iter_rows(values_only=True) if row[0] == "合计")
+    sums = [sum(figures(seed)[key] for seed in (1, 2, 3)) for key in figures(1)]
+    assert list(total[1:12]) == pytest.approx(sums)
     assert "逾期：南街道 2025年5月 生命通道统计表已过截止日（2025年5月20日）1天，请尽快报送" in subjects
 
 

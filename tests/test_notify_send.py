@@ -82,7 +82,7 @@ def test_receipt_reaches_the_sender(
     config = smtp_config(tmp_path, smtp_server)
     with sessions() as session:
         notice = queue_city_receipt(session, config)
-        original_id = session.get(Notice, notice.id).context["in_reply_to"]  # type: ignore[union-attr]
+        original_id = notice.context["in_reply_to"]
 
     result = deliver_pending(sessions, config, sender_for(config))
 
@@ -100,14 +100,17 @@ def test_receipt_reaches_the_sender(
     assert "违规设置铁栅栏、防盗网、广告牌·合计（平方米）：1.5" in text
     assert "拆除数大于发现数" in text
     html = message.get_body(("html",))
-    assert html is not None and "<td style=\"text-align: right;\">10</td>" in html.get_content()
+    assert html is not None
+    assert '<td style="text-align: right;">10</td>' in html.get_content()
 
     with sessions() as session:
         row = session.get(Notice, notice.id)
         assert row is not None and row.status == "sent" and row.message_id
 
 
-def test_late_receipt_says_late(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+def test_late_receipt_says_late(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     """A late report's receipt says 逾期 in its subject and body."""
     config = make_config(tmp_path)
     with sessions() as session:
@@ -153,7 +156,7 @@ def test_problem_notice_tells_what_to_fix(
 def test_unknown_sender_and_auto_replies(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
-    """Unknown senders get no receipt unless configured; auto-replies none."""
+    """Unknown senders get no receipt unless configured; auto-replies never."""
     config = make_config(tmp_path)
     willing = make_config(tmp_path, notify={"receipts_to_unknown_senders": True})
     with sessions() as session:
@@ -179,9 +182,10 @@ def test_unknown_sender_and_auto_replies(
             sender_is_known=False, auto_reply=False,
         )
 
-    assert bounce == []
-    assert [n.kind for n in quiet] == ["attention"]
-    assert "未回复发件人" in body_text(compose(quiet[0], config))
+    # The bounce is not answered but its problem reaches the coordinator.
+    assert [n.kind for n in bounce] == ["attention"]
+    assert quiet == []
+    assert "未回复发件人" in body_text(compose(bounce[0], config))
     # The attention notice exists already; only the receipt is new.
     assert [(n.kind, n.recipients) for n in again] == [
         ("receipt", ["stranger@example.com"])
@@ -197,7 +201,8 @@ def test_each_mail_gets_one_receipt(
         unit = add_unit(session, "城关街道", "chengguan@example.cn")
         keys = []
         for day, seed in ((10, 1), (12, 2)):
-            report = add_report(session, unit, "2025-05", RECEIVED.replace(day=day), figures(seed))
+            received = RECEIVED.replace(day=day)
+            report = add_report(session, unit, "2025-05", received, figures(seed))
             for _ in range(2):
                 keys += [
                     n.key
@@ -268,7 +273,8 @@ def test_refused_recipient_fails_for_good_and_others_go_on(
     assert [r.recipients for r in smtp_server.received] == [["ok@example.cn"]]
     with sessions() as session:
         failed = session.scalars(select(Notice).where(Notice.status == "failed")).one()
-        assert failed.recipients == ["gone@example.cn"] and "550" in (failed.last_error or "")
+        assert failed.recipients == ["gone@example.cn"]
+        assert "550" in (failed.last_error or "")
 
 
 def stale_context() -> dict[str, object]:
@@ -328,7 +334,9 @@ def test_notice_left_sending_is_resent_with_the_same_message_id(
     assert first.message["Message-ID"] == second.message["Message-ID"]
 
 
-def test_outbox_is_exactly_once(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+def test_outbox_is_exactly_once(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     """The outbox file is named by the key: a resend overwrites it."""
     outbox = tmp_path / "outbox"
     config = make_config(tmp_path, notify={"outbox_dir": str(outbox)})
@@ -338,7 +346,8 @@ def test_outbox_is_exactly_once(tmp_path: Path, sessions: sessionmaker[Session])
         session.commit()
     OutboxSender(outbox).send(claimed, compose(claimed, config))
     with sessions() as session:
-        notices.recover_stale(session, dt.timedelta(0), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        notices.recover_stale(session, dt.timedelta(0), soon)
         session.commit()
 
     result = deliver_pending(sessions, config)
@@ -376,7 +385,9 @@ def test_broken_template_fails_only_that_notice(
     assert len(list(outbox.iterdir())) == 1
 
 
-def test_override_template_is_used(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+def test_override_template_is_used(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     """A subject template in notify.templates_dir replaces the package's."""
     override = tmp_path / "templates"
     override.mkdir()
