@@ -77,15 +77,22 @@ def choose(
     periods = [(_complete(h, year_anchor), h.source) for h in hints]
 
     chosen, source = periods[0]
-    warnings = tuple(
-        Issue(
-            "period-mismatch",
-            f"the {source} names {chosen} but the {other_source} names "
-            f"{other}; the report is filed under {chosen}",
+    # 报送时间 may rightly fall in the next month, so only the explicit
+    # statements of a month are compared.
+    others = [
+        f"the {other_source} names {other}"
+        for other, other_source in periods[1:]
+        if other != chosen and other_source != "报送时间"
+    ]
+    warnings: tuple[Issue, ...] = ()
+    if others:
+        warnings = (
+            Issue(
+                "period-mismatch",
+                f"the {source} names {chosen} but {', '.join(others)}; "
+                f"the report is filed under {chosen}",
+            ),
         )
-        for other, other_source in periods[1:3]
-        if other != chosen
-    )
     return PeriodChoice(chosen, source, warnings)
 
 

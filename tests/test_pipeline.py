@@ -1,0 +1,193 @@
+"""The ingest pipeline's rules for units, months and failures, on real
+.xlsx files and a real SQLite database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+import ingest.pipeline
+from ingest.pipeline import Incoming, Ingest
+from lifeline import config as config_module
+from make_tables import ROW_A, ROW_B, TITLE, write_table
+from store import db, rawmail, roster
+from store.models import Mail, Problem, Report
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def table(unit: str | None, row: list[object] = ROW_A, title: str = TITLE) -> bytes:
+    workbook = openpyxl.Workbook()
+    lines = [title, f"报送单位：{unit or ''}    报送时间：2025年5月12日"]
+    write_table(workbook.active, 1, 1, [row], lines=lines)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def mail(
+    sender: str,
+    files: dict[str, bytes],
+    *,
+    subject: str = "5月份统计表",
+    received: dt.datetime = dt.datetime(2025, 5, 12, 9, 0, tzinfo=SHANGHAI),
+    display: str = "",
+    message_id: str | None = None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"{display} <{sender}>" if display else sender
+    message["To"] = "report-inbox@example.cn"
+    message["Subject"] = subject
+    message["Date"] = format_datetime(received)
+    message["Message-ID"] = message_id or f"<{abs(hash((sender, subject, received, tuple(files))))}@example.cn>"
+    message.set_content("附件是统计表，请查收。")
+    for name, content in files.items():
+        message.add_attachment(content, *XLSX, filename=name)
+    stamp = f"from client by mx.example.cn; {format_datetime(received)}"
+    return f"Received: {stamp}\r\n".encode() + message.as_bytes()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, shared_dir: Path, database_url: str):  # type: ignore[no-untyped-def]
+    config = config_module.from_dict(
+        {"store": {"data_dir": str(tmp_path / "data"), "url": database_url}}
+    )
+    engine = db.open_engine(config.database_url)
+    sessions = db.session_factory(engine)
+    with sessions() as session:
+        roster.sync(session, roster.read_file(shared_dir / "samples" / "roster.csv"))
+        session.commit()
+        index = roster.load(session)
+    yield config, sessions, Ingest(config, index)
+    engine.dispose()
+
+
+def take(setup, raw: bytes, label: str = "m.eml"):  # type: ignore[no-untyped-def]
+    _, sessions, pipeline = setup
+    with sessions() as session:
+        outcome = pipeline.take(session, Incoming(raw=raw, label=label))
+        session.commit()
+        return outcome.outcome, [
+            (f.report.unit.name, f.report.period, [w["code"] for w in f.report.warnings])
+            for f in outcome.filed
+        ], sorted(p.code for p in outcome.problems)
+
+
+def test_table_unit_wins_over_sender_with_a_warning(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("cgjd_2019@example.com", {"南湖镇5月.xlsx": table("南湖镇人民政府")})
+
+    outcome, reports, problems = take(setup, raw)
+
+    assert outcome == "stored"
+    assert reports == [("南湖镇", "2025-05", ["unit-sender-mismatch"])]
+    assert problems == []
+
+
+def test_sender_address_names_the_unit_when_the_table_does_not(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("dcjd@example.cn", {"统计表.xlsx": table(None)})
+
+    assert take(setup, raw)[1] == [("东城街道", "2025-05", [])]
+
+
+def test_display_name_is_the_last_resort(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("someone@example.org", {"统计表.xlsx": table(None)}, display="青石乡安监站")
+
+    outcome, reports, problems = take(setup, raw)
+
+    assert reports == [("青石乡", "2025-05", [])]
+    assert problems == ["unknown-sender"]
+
+
+def test_nobody_can_tell_the_unit_so_the_mail_is_held(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("someone@example.org", {"统计表.xlsx": table(None)})
+
+    outcome, reports, problems = take(setup, raw)
+
+    assert outcome == "held"
+    assert reports == []
+    assert problems == ["unit-unknown", "unknown-sender"]
+    config, sessions, _ = setup
+    with sessions() as session:
+        kept = session.scalar(select(Mail))
+        assert kept.outcome == "held"
+        assert rawmail.load(config.data_dir, kept.raw_path) == raw
+
+
+def test_two_tables_for_two_units_are_two_reports(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail(
+        "nanhu_gov@example.cn",
+        {"南湖镇.xlsx": table("南湖镇"), "北山镇.xlsx": table("北山镇", ROW_B)},
+    )
+
+    _, reports, _ = take(setup, raw)
+
+    assert sorted(r[0] for r in reports) == ["北山镇", "南湖镇"]
+
+
+def test_later_received_wins_whatever_the_processing_order(setup) -> None:  # type: ignore[no-untyped-def]
+    early = dt.datetime(2025, 5, 10, 9, 0, tzinfo=SHANGHAI)
+    late = dt.datetime(2025, 5, 11, 9, 0, tzinfo=SHANGHAI)
+    newer = mail("zjj@example.cn", {"a.xlsx": table("住建局", ROW_B)}, received=late)
+    older = mail("zjj@example.cn", {"a.xlsx": table("住建局", ROW_A)}, received=early)
+
+    take(setup, newer, "newer.eml")
+    take(setup, older, "older.eml")
+
+    _, sessions, _ = setup
+    with sessions() as session:
+        versions = session.scalars(select(Report).order_by(Report.id)).all()
+        current = [(v.mail.source, v.values["premises_inspected"]) for v in versions if v.current]
+    assert len(versions) == 2
+    assert current == [("newer.eml", ROW_B[0])]
+
+
+def test_title_month_beats_subject_with_a_warning(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail(
+        "dcjd@example.cn",
+        {"统计表.xlsx": table("东城街道", title="东城街道4月份打通消防“生命通道”行动推进统计表")},
+        subject="东城街道5月份统计表",
+    )
+
+    assert take(setup, raw)[1] == [("东城街道", "2025-04", ["period-mismatch"])]
+
+
+def test_one_failing_mail_is_kept_and_the_next_goes_on(
+    setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    bad = mail("dcjd@example.cn", {"坏.xlsx": table("东城街道")}, message_id="<bad@x>")
+    good = mail("dcjd@example.cn", {"好.xlsx": table("东城街道")}, message_id="<good@x>")
+    real = ingest.pipeline.read_tables
+
+    def explode_on_bad(name: str, content: bytes):  # type: ignore[no-untyped-def]
+        if name == "坏.xlsx":
+            raise RuntimeError("a bug in a reader")
+        return real(name, content)
+
+    monkeypatch.setattr(ingest.pipeline, "read_tables", explode_on_bad)
+
+    first = take(setup, bad, "bad.eml")
+    second = take(setup, good, "good.eml")
+
+    assert first[0] == "failed" and first[2] == ["processing-error"]
+    assert second[0] == "stored"
+    _, sessions, _ = setup
+    with sessions() as session:
+        assert session.scalar(select(Mail).where(Mail.source == "bad.eml")).outcome == "failed"
+        assert [p.code for p in session.scalars(select(Problem))] == ["processing-error"]
+
+
+def test_unreadable_attachment_is_a_problem_naming_the_file(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("dcjd@example.cn", {"统计表.xlsx": table("东城街道")[:3000]})
+
+    outcome, reports, problems = take(setup, raw)
+
+    assert outcome == "problem" and reports == []
+    assert problems == ["unreadable-file"]
