@@ -14,15 +14,15 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-
-import py7zr
-import py7zr.exceptions
-from py7zr.io import BytesIOFactory
-from tnefparse import TNEF
-from tnefparse.tnef import TNEFAttachment
+from typing import TYPE_CHECKING
 
 from ingest.headers import decode_text
 from lifeline.errors import TableError
+
+if TYPE_CHECKING:
+    import py7zr
+    from py7zr.io import BytesIOFactory
+    from tnefparse.tnef import TNEFAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +186,12 @@ def _read_zip_members(
 def _unpack_7z(
     name: str, content: bytes, limits: ArchiveLimits
 ) -> list[ArchiveMember]:
+    # Imported here: py7zr costs a tenth of a second of start-up, and
+    # 7z archives are rare.
+    import py7zr
+    import py7zr.exceptions
+    from py7zr.io import BytesIOFactory
+
     try:
         with py7zr.SevenZipFile(io.BytesIO(content)) as archive:
             if archive.needs_password():
@@ -235,6 +241,8 @@ def unpack_winmail(content: bytes) -> list[ArchiveMember]:
 
     Raises TableError ``unreadable-archive`` when the TNEF stream is broken.
     """
+    from tnefparse import TNEF  # rare; kept out of start-up
+
     try:
         tnef = TNEF(content, do_checksum=False)
     except (ValueError, IndexError, KeyError, UnicodeError, struct.error) as error:

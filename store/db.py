@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,13 +34,20 @@ def open_engine(url: str, *, migrate: bool = True) -> Engine:
     engine = create_engine(parsed, pool_pre_ping=True)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
 
-    if migrate:
+    if migrate and not _up_to_date(engine):
         upgrade(engine)
     return engine
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # pysqlite opens transactions itself, late and without savepoints in
+    # mind: a SAVEPOINT outside its transaction commits on RELEASE, which
+    # would make each mail's savepoint a commit. Turning its handling off
+    # and sending BEGIN ourselves (_sqlite_begin) gives real nesting.
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
     # WAL lets the report command read while the daemon writes; the busy
     # timeout makes a second process wait for a lock instead of failing.
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
@@ -53,8 +58,33 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _head() -> str:
+    """The newest migration's revision: files are named <revision>_<slug>."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("*.py"))
+
+
+def _up_to_date(engine: Engine) -> bool:
+    """Whether the schema is at the newest revision, asked without
+    loading Alembic (half a second of start-up the daemon rarely needs)."""
+    try:
+        with engine.connect() as connection:
+            current = connection.exec_driver_sql(
+                "SELECT version_num FROM alembic_version"
+            ).scalar()
+    except SQLAlchemyError:
+        return False
+    return current == _head()
+
+
 def upgrade(engine: Engine) -> None:
     """Run the Alembic migrations up to the newest."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:

@@ -7,6 +7,7 @@ read title, 报送单位 and 报送时间 from the lines around the table.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import PurePath
@@ -21,23 +22,31 @@ from .grid import Grid
 from .header import Header, find_header
 from .layout import plausibility, read_rows, totals
 from .protection import decrypt, is_encrypted
-from .spreadsheet import read_ods, read_xls, read_xlsx
-from .text import read_csv, read_html, read_xml2003
-from .worddoc import read_docx
 
 logger = logging.getLogger(__name__)
 
 # Lines below the table searched for a 报送单位/报送时间 written at the foot.
 FOOT_LINES = 6
 _SEND_INSTEAD = "please send the table as .xlsx, .xls or .docx"
-_READERS: dict[str, Callable[[str, bytes], list[Grid]]] = {
-    "xlsx": read_xlsx,
-    "docx": read_docx,
-    "ods": read_ods,
-    "html": read_html,
-    "xml2003": read_xml2003,
-    "text": read_csv,
+# Readers are imported on first use: openpyxl, python-docx and lxml take
+# most of a second to import, which the daemon's start-up should not pay
+# for formats it may never meet.
+_READERS: dict[str, tuple[str, str]] = {
+    "xlsx": ("spreadsheet", "read_xlsx"),
+    "xls": ("spreadsheet", "read_xls"),
+    "docx": ("worddoc", "read_docx"),
+    "ods": ("spreadsheet", "read_ods"),
+    "html": ("text", "read_html"),
+    "xml2003": ("text", "read_xml2003"),
+    "text": ("text", "read_csv"),
 }
+Reader = Callable[[str, bytes], list[Grid]]
+
+
+def _reader(kind: str) -> Reader:
+    module, function = _READERS[kind]
+    reader: Reader = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+    return reader
 
 
 def read_tables(filename: str, content: bytes) -> list[Table]:
@@ -67,11 +76,10 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
 def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
     """The file's sheets or tables as grids, whatever its format."""
     kind = sniff(content)
-    reader = _READERS.get(kind)
-    if reader is not None:
-        return reader(filename, content)
     if kind == "xls":
         return _read_xls(filename, content)
+    if kind in _READERS:
+        return _reader(kind)(filename, content)
     if kind == "ole-encrypted" and depth == 0:
         return open_grids(filename, decrypt(filename, content), depth + 1)
     if kind in ("doc", "ole", "odt"):
@@ -81,6 +89,7 @@ def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
 
 def _read_xls(filename: str, content: bytes) -> list[Grid]:
     # Checking for encryption first would cost more than reading the file.
+    read_xls = _reader("xls")
     try:
         return read_xls(filename, content)
     except TableError:
@@ -92,11 +101,12 @@ def _read_xls(filename: str, content: bytes) -> list[Grid]:
 def _converted(filename: str, content: bytes, kind: str) -> list[Grid]:
     suffix = PurePath(filename).suffix.lower().lstrip(".")
     if kind == "odt":
-        return read_docx(filename, convert(filename, content, "odt", "docx"))
+        return _reader("docx")(filename, convert(filename, content, "odt", "docx"))
     if kind == "doc" or suffix in ("doc", "wps"):
-        return read_docx(filename, convert(filename, content, suffix or "doc", "docx"))
+        converted = convert(filename, content, suffix or "doc", "docx")
+        return _reader("docx")(filename, converted)
     if suffix in ("et", "xls"):
-        return read_xlsx(filename, convert(filename, content, suffix, "xlsx"))
+        return _reader("xlsx")(filename, convert(filename, content, suffix, "xlsx"))
     message = f"{filename}: this file format cannot be read; {_SEND_INSTEAD}"
     raise TableError(message, "unsupported-format")
 
