@@ -44,6 +44,7 @@ def _setup_logging(verbose: bool) -> None:
     # imapclient logs every command at DEBUG; its own redaction hides
     # the password, but the volume drowns the one line per mail.
     logging.getLogger("imapclient").setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xlsx", type=Path, metavar="FILE", help="also write the district table here")
 
     command("deliver", commands.deliver, "send every pending notice now")
+
+    command("check", commands.check, "try the configuration, database, IMAP and SMTP; say what to fix")
+    p = command("status", commands.status, "last poll, mails taken, this month's reports, notices")
+    p.add_argument("--json", action="store_true")
 
     p = command("demo", commands.demo, "take the bundled sample mailbox into a demo folder and print the month's report")
     p.add_argument("--dir", type=Path, default=Path("lifeline-demo"), help="where the demo keeps its data (default ./lifeline-demo)")

@@ -19,7 +19,7 @@ from lifeline.config import Config
 from lifeline.errors import LifelineError, NotATable, TableError
 from lifeline.progress import Progress
 from notify.deliver import deliver_pending
-from store import reports, roster
+from store import lease, reports, roster
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,20 @@ def run(args: argparse.Namespace) -> int:
 
 def poll(args: argparse.Namespace) -> int:
     app = _app(args)
-    with app.mailbox() as mailbox:
-        result = poll_once(app.sessions, mailbox, app.ingest)
+    poll_lease = lease.Keeper(app.sessions, lease.POLL, lease.POLL_TTL)
+    if not poll_lease.take():
+        raise LifelineError(
+            f"another lifeline is polling this mailbox now: "
+            f"{poll_lease.other_holder()}; try again when it is done"
+        )
+    try:
+        with app.mailbox() as mailbox:
+            result = poll_once(
+                app.sessions, mailbox, app.ingest,
+                commit_every=1, should_stop=lambda: not poll_lease.keep(),
+            )
+    finally:
+        poll_lease.give_up()
     delivery = deliver_pending(app.sessions, app.config)
     logger.info(
         "poll done: %d new, %d taken, %d already known; notices sent %d, failed %d",
@@ -127,7 +139,9 @@ def units_import(args: argparse.Namespace) -> int:
     app = App(config_module.load(config_module.find_path(args.config)))
     entries = roster.read_file(args.file)
     with app.sessions() as session:
-        changes = roster.sync(session, entries, retire_from=args.retire_missing_from)
+        changes = roster.sync(
+            session, entries, retire_from=args.retire_missing_from, reinstate=True
+        )
         session.commit()
     for change in changes:
         print(change)
@@ -245,6 +259,27 @@ def demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from lifeline import health
+
+    parts = health.check(config_module.find_path(args.config))
+    print(health.format_check(parts))
+    return 0 if all(part.ok for part in parts) else 1
+
+
+def status(args: argparse.Namespace) -> int:
+    from lifeline import health
+
+    app = App(config_module.load(config_module.find_path(args.config)))
+    with app.sessions() as session:
+        data = health.status(session, app.config, dt.datetime.now(app.config.tz))
+    if args.json:
+        _print_json(data.as_json())
+    else:
+        print(health.format_status(data, app.config))
+    return 0 if data.healthy else 1
 
 
 def _aware(moment: dt.datetime, config: Config) -> dt.datetime:

@@ -113,7 +113,7 @@ def _log(notice: Notice, outcome: str) -> None:
         "notice %s (%s, unit %s, %s) to %s: %s",
         notice.key,
         notice.kind,
-        notice.unit_id or "-",
+        notice.context.get("unit") or "-",
         notice.period or "-",
         ", ".join(notice.recipients),
         outcome,

@@ -93,10 +93,18 @@ def _entry(row: dict[str, object], path: Path, number: int) -> RosterEntry:
     )
 
 
-def sync(session: Session, entries: list[RosterEntry], retire_from: str | None = None) -> list[str]:
+def sync(
+    session: Session,
+    entries: list[RosterEntry],
+    retire_from: str | None = None,
+    *,
+    reinstate: bool = False,
+) -> list[str]:
     """Bring the database roster in line with ``entries``; returns the
     changes made, one line each. Units missing from ``entries`` are retired
-    from ``retire_from`` on when it is given, else left as they are."""
+    from ``retire_from`` on when it is given, else left as they are; a
+    retired unit listed again is reinstated only when ``reinstate`` (an
+    explicit import), not by the roster file loaded at every start."""
     existing = {u.name: u for u in session.scalars(select(Unit))}
     changes: list[str] = []
     for entry in entries:
@@ -105,7 +113,7 @@ def sync(session: Session, entries: list[RosterEntry], retire_from: str | None =
             unit = Unit(name=entry.name, kind=entry.kind)
             session.add(unit)
             changes.append(_log(session, entry.name, "added", entry.kind))
-        changes += _update(session, unit, entry)
+        changes += _update(session, unit, entry, reinstate)
 
     if retire_from:
         listed = {e.name for e in entries}
@@ -117,9 +125,11 @@ def sync(session: Session, entries: list[RosterEntry], retire_from: str | None =
     return changes
 
 
-def _update(session: Session, unit: Unit, entry: RosterEntry) -> list[str]:
+def _update(
+    session: Session, unit: Unit, entry: RosterEntry, reinstate: bool
+) -> list[str]:
     changes = []
-    if unit.retired_from:
+    if unit.retired_from and reinstate:
         unit.retired_from = None
         changes.append(_log(session, unit.name, "reinstated", ""))
     if entry.kind and unit.kind != entry.kind:
