@@ -10,6 +10,7 @@ each with a message that says what to change in the configuration.
 
 import email.parser
 import logging
+import select
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -197,6 +198,43 @@ class Mailbox:
         with self._translated("NOOP"):
             self._selected().noop()
 
+    def folders(self) -> list[str]:
+        """The names of every folder of the account, sorted."""
+        with self._translated("LIST"):
+            return sorted(name for _, _, name in self._selected().list_folders())
+
+    def idle_supported(self) -> bool:
+        """Whether the server offers IDLE (RFC 2177); 163.com may not."""
+        with self._translated("CAPABILITY"):
+            return self._selected().has_capability("IDLE")
+
+    def idle_start(self) -> None:
+        """Ask the server to announce changes to the folder as they happen."""
+        with self._translated("IDLE"):
+            self._selected().idle()
+
+    def idle_wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in IDLE; True when the server said
+        something, or closed the connection.
+
+        imapclient's ``idle_check`` returns an empty list both for a quiet
+        folder and for a socket the server closed. A closed socket stays
+        readable, so it is told apart by looking once more: the next
+        command (DONE, then the poll) then fails and the caller reconnects.
+        """
+        client = self._selected()
+        with self._translated("IDLE"):
+            responses = client.idle_check(timeout)
+        if responses:
+            logger.debug("%s: IDLE: %s", self._subject, responses)
+            return True
+        return _readable(client.socket())
+
+    def idle_end(self) -> None:
+        """Leave IDLE so that other commands can be sent."""
+        with self._translated("IDLE DONE"):
+            self._selected().idle_done()
+
     @property
     def _subject(self) -> str:
         return f"mailbox {self.account}/{self.settings.folder}"
@@ -381,6 +419,13 @@ def _fetched_mail(subject: str, uid: int, data: dict[bytes, object]) -> FetchedM
     ):
         raise MailboxError(f"{subject}: the server's FETCH answer is malformed")
     return FetchedMail(uid=uid, internaldate=internaldate, raw=raw, size=size)
+
+
+def _readable(sock: socket.socket) -> bool:
+    if sock.fileno() < 0:
+        return True
+    ready, _, _ = select.select([sock], [], [], 0)
+    return bool(ready)
 
 
 def _drop(client: IMAPClient) -> None:

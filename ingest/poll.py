@@ -39,18 +39,29 @@ def poll_once(
     *,
     commit_every: int = 200,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> PollResult:
-    """Fetch and take every new mail; returns what was done."""
+    """Fetch and take every new mail; returns what was done.
+
+    ``should_stop`` is asked after each commit (every ``commit_every``
+    mails), when no write is pending: when it says yes, the rest is left
+    for the next poll.
+    """
     result = PollResult(outcomes=[])
     with sessions() as session:
         state = _state(session, mailbox)
         uids, highest = _new_uids(session, mailbox, state)
         result.new = len(uids)
+        complete = True
         if uids:
             logger.info("mailbox %s: %d new mail(s)", _where(mailbox), len(uids))
-            _take(session, mailbox, state, uids, ingest(), result, commit_every)
+            complete = _take(
+                session, mailbox, state, uids, ingest(), result, commit_every,
+                should_stop,
+            )
 
-        state.last_uid = max(state.last_uid or 0, highest)
+        if complete:
+            state.last_uid = max(state.last_uid or 0, highest)
 
         state.last_success_at = to_db(now())
         state.stale_notice_sent = False
@@ -110,7 +121,9 @@ def _take(
     ingest: Ingest,
     result: PollResult,
     commit_every: int,
-) -> None:
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Take the mails; False if ``should_stop`` ended it early."""
     pending = 0
     for fetched in mailbox.fetch(uids):
         incoming = Incoming(
@@ -132,7 +145,10 @@ def _take(
         if pending >= commit_every:
             session.commit()
             pending = 0
+            if should_stop():
+                return False
     session.commit()
+    return True
 
 
 def _where(mailbox: Mailbox) -> str:

@@ -1,29 +1,63 @@
-"""``lifeline run``: the scheduled worker.
+"""``lifeline run``: the daemon.
 
-The main thread only waits for a stop signal; APScheduler runs the jobs
-(poll, deliver, remind, summary) one at a time each, coalescing missed
-runs. A job that fails logs why and runs again at its next time: one bad
-mail, server or notice never stops the daemon.
+The main thread runs the mailbox loop: hold the poll lease, poll, wait for
+new mail (IDLE where the server offers it, else ``poll_interval_seconds``),
+and again. When the server or the database fails it reconnects with a
+capped exponential backoff, logging each kind of failure once per spell.
+
+APScheduler runs the rest on its own threads, each job one at a time and
+coalescing missed runs: sending notices (under the deliver lease),
+reminders, the monthly summary and the stale-poll check. A job that fails
+logs why and runs again at its next time.
+
+Signal handlers only set a flag. On SIGTERM the mail in hand is finished
+and committed, the leases are given back and the process exits 0.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
+import socket
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
+import tenacity
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from ingest.idle import wait_for_mail
 from ingest.mailbox import Mailbox
 from ingest.poll import poll_once
 from lifeline.app import App
 from lifeline.errors import LifelineError
 from notify import reminders, summary
 from notify.deliver import deliver_pending
+from notify.stale import queue_stale_poll_notice
+from store import lease
 
 logger = logging.getLogger(__name__)
+
+# How often a daemon that finds the poll lease held by another asks again.
+STANDBY_SECONDS = 5.0
+
+# Reconnect backoff: 1 s, 2 s, 4 s … never more than five minutes apart.
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 300.0
+
+DELIVER_EVERY_SECONDS = 20
+STALE_CHECK_EVERY_SECONDS = 60
+
+# The granularity of every wait: how soon a stop request is seen.
+TICK_SECONDS = 1.0
+
+
+class Reconnect(Exception):
+    """A connection that had worked failed; start afresh without backoff.
+    Internal to the daemon loop, never raised out of it."""
 
 
 class Daemon:
@@ -32,70 +66,202 @@ class Daemon:
         self.config = app.config
         self.stopping = threading.Event()
         self.mailbox: Mailbox | None = None
+        self.poll_lease = lease.Keeper(app.sessions, lease.POLL, lease.POLL_TTL)
+        self.deliver_lease = lease.Keeper(
+            app.sessions, lease.DELIVER, lease.DELIVER_TTL, owner=self.poll_lease.owner
+        )
+        self.systemd = Systemd.from_environment()
+        self.failures = FailureLog("mailbox")
+        self._scheduler: BackgroundScheduler | None = None
+        self._standing_by = False
 
     def run(self) -> int:
+        # APScheduler logs every job run at INFO; the journal should show
+        # one line per mail, not one per timer.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        scheduler = self._scheduler()
-        scheduler.start()
+        self._scheduler = self._build_scheduler()
+        self._scheduler.start()
+        self.systemd.notify("READY=1")
         logger.info(
-            "lifeline running: polling %s/%s every %d s",
-            self.config.mailbox.host, self.config.mailbox.folder,
-            self.config.mailbox.poll_interval_seconds,
+            "lifeline running as %s: mailbox %s/%s, poll every %d s, IDLE %s",
+            self.poll_lease.owner, self.config.mailbox.host,
+            self.config.mailbox.folder, self.config.mailbox.poll_interval_seconds,
+            "when offered" if self.config.mailbox.idle else "off",
         )
 
-        self.stopping.wait()
-
-        logger.info("stopping: finishing the job in hand")
-        scheduler.shutdown(wait=True)
-        self._close_mailbox()
+        try:
+            self._mailbox_loop()
+        finally:
+            self._shut_down()
         return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("received %s", signal.Signals(signum).name)
         self.stopping.set()
 
-    def _scheduler(self) -> BackgroundScheduler:
-        tz = self.config.tz
+    def _shut_down(self) -> None:
+        self.systemd.notify("STOPPING=1")
+        logger.info("stopping: finishing the work in hand")
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        self._close_mailbox()
+        self.poll_lease.give_up()
+        logger.info("stopped")
+
+    # The mailbox loop
+
+    def _mailbox_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                for attempt in self._retrying():
+                    with attempt:
+                        self._work()
+            except tenacity.RetryError:
+                return  # asked to stop while waiting to reconnect
+            except Reconnect:
+                continue
+
+    def _retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: not isinstance(e, Reconnect)),
+            wait=tenacity.wait_exponential_jitter(
+                initial=BACKOFF_FIRST_SECONDS, max=BACKOFF_MAX_SECONDS
+            ),
+            stop=lambda _state: self.stopping.is_set(),
+            sleep=self._sleep,
+            before_sleep=self._before_backoff,
+        )
+
+    def _work(self) -> None:
+        """Poll and wait for mail until told to stop or something fails."""
+        try:
+            while not self.stopping.is_set():
+                if not self._hold_poll_lease():
+                    self._sleep(STANDBY_SECONDS)
+                    continue
+                self._poll()
+                self._wait_for_mail()
+        except Exception as exc:
+            self._close_mailbox()
+            if not self.failures.spell:
+                # It worked until now: reconnect at once, back off only if
+                # that fails too.
+                self.failures.failed(exc, retry_in=0.0)
+                raise Reconnect from exc
+            raise
+
+    def _hold_poll_lease(self) -> bool:
+        if self.poll_lease.keep() or self.poll_lease.take():
+            if self._standing_by:
+                logger.info("poll lease taken: this daemon polls the mailbox now")
+            self._standing_by = False
+            return True
+
+        self._close_mailbox()
+        if not self._standing_by:
+            logger.warning(
+                "another lifeline polls this mailbox: %s; standing by and "
+                "asking again every %g s",
+                self.poll_lease.other_holder(), STANDBY_SECONDS,
+            )
+        self._standing_by = True
+        return False
+
+    def _poll(self) -> None:
+        if self.mailbox is None:
+            mailbox = self.app.mailbox()
+            mailbox.open()
+            self.mailbox = mailbox
+
+        result = poll_once(
+            self.app.sessions, self.mailbox, self.app.ingest,
+            commit_every=1, should_stop=self._should_pause,
+        )
+        self.failures.recovered()
+        if result.taken:
+            self._deliver_soon()
+
+    def _wait_for_mail(self) -> None:
+        seconds = self.config.mailbox.poll_interval_seconds
+        if self.mailbox is not None and self._idle_on(self.mailbox):
+            wait_for_mail(self.mailbox, seconds, self._should_pause, self._tick)
+        else:
+            self._sleep(seconds, until=self._should_pause)
+
+    def _idle_on(self, mailbox: Mailbox) -> bool:
+        return self.config.mailbox.idle and mailbox.idle_supported()
+
+    def _should_pause(self) -> bool:
+        """Asked between mails and during waits: stop, or lease lost."""
+        self._tick()
+        return self.stopping.is_set() or not self.poll_lease.keep()
+
+    def _tick(self) -> None:
+        self.systemd.watchdog()
+
+    def _sleep(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
+        """Wait ``seconds``, waking at once on stop and every tick for the
+        watchdog (and ``until``, when given)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or (until is not None and until()):
+                return
+            self._tick()
+            self.stopping.wait(min(TICK_SECONDS, left))
+
+    def _before_backoff(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        if error is not None:
+            self.failures.failed(error, retry_in=wait)
+
+    def _close_mailbox(self) -> None:
+        mailbox, self.mailbox = self.mailbox, None
+        if mailbox is not None:
+            mailbox.close()
+
+    # Scheduled jobs
+
+    def _build_scheduler(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(
-            timezone=tz,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=self.config.tz,
+            job_defaults={
+                "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600,
+            },
         )
-        now = dt.datetime.now(tz)
         scheduler.add_job(
-            self.poll, "interval", seconds=self.config.mailbox.poll_interval_seconds,
-            next_run_time=now, id="poll",
+            self.deliver, "interval", seconds=DELIVER_EVERY_SECONDS, id="deliver",
         )
-        scheduler.add_job(self.deliver, "interval", seconds=20, id="deliver")
         scheduler.add_job(self.remind, "cron", minute="*/5", id="remind")
         hour, minute = self.config.notify.summary_time.split(":")
         scheduler.add_job(
-            self.summarise, "cron", day=self.config.notify.summary_day,
-            hour=int(hour), minute=int(minute), id="summary",
+            self.summarise, "cron", hour=int(hour), minute=int(minute), id="summary",
+        )
+        scheduler.add_job(
+            self.check_stale, "interval", seconds=STALE_CHECK_EVERY_SECONDS,
+            id="stale", next_run_time=dt.datetime.now(self.config.tz),
         )
         return scheduler
 
-    def poll(self) -> None:
-        if self.stopping.is_set():
-            return
-        try:
-            if self.mailbox is None:
-                self.mailbox = self.app.mailbox()
-                self.mailbox.open()
-            poll_once(self.app.sessions, self.mailbox, self.app.ingest)
-        except LifelineError as exc:
-            logger.error("poll failed: %s", exc)
-            self._close_mailbox()
-        except Exception:
-            logger.exception("poll failed")
-            self._close_mailbox()
-        self.deliver()
+    def _deliver_soon(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job(
+                "deliver", next_run_time=dt.datetime.now(self.config.tz)
+            )
 
     def deliver(self) -> None:
+        """Send pending notices, unless another daemon is sending now."""
+        if self.stopping.is_set() or not self.deliver_lease.take():
+            return
         try:
             deliver_pending(self.app.sessions, self.config)
         except Exception:
             logger.exception("delivering notices failed")
+        finally:
+            self.deliver_lease.give_up()
 
     def remind(self) -> None:
         now = dt.datetime.now(self.config.tz)
@@ -108,19 +274,94 @@ class Daemon:
 
     def summarise(self) -> None:
         now = dt.datetime.now(self.config.tz)
-        first = now.replace(day=1)
-        period = (first - dt.timedelta(days=1)).strftime("%Y-%m") if now.day < self.config.notify.summary_day else now.strftime("%Y-%m")
         try:
             with self.app.sessions() as session:
-                summary.queue_summary(session, self.config, period, now)
+                summary.queue_due_summary(session, self.config, now)
                 session.commit()
         except Exception:
-            logger.exception("queueing the summary for %s failed", period)
+            logger.exception("queueing the monthly summary failed")
 
-    def _close_mailbox(self) -> None:
-        if self.mailbox is not None:
-            try:
-                self.mailbox.close()
-            except Exception:
-                logger.debug("closing the mailbox failed", exc_info=True)
-            self.mailbox = None
+    def check_stale(self) -> None:
+        """Tell the coordinator once when no poll has worked for hours."""
+        now = dt.datetime.now(self.config.tz)
+        try:
+            with self.app.sessions() as session:
+                if queue_stale_poll_notice(session, self.config, now):
+                    self._deliver_soon()
+                session.commit()
+        except Exception:
+            logger.exception("checking for a stale mailbox failed")
+
+
+class FailureLog:
+    """Logs a failure once per spell of failures (again only when its
+    message changes), and the recovery when the spell ends."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.spell = 0
+        self._message = ""
+        self._since = 0.0
+
+    def failed(self, error: BaseException, retry_in: float) -> None:
+        message = str(error) or type(error).__name__
+        if not self.spell:
+            self._since = time.monotonic()
+        self.spell += 1
+
+        if message == self._message:
+            logger.debug("%s: still failing (%d): %s", self.what, self.spell, message)
+            return
+        self._message = message
+        then = f"trying again in {retry_in:.0f} s" if retry_in else "reconnecting"
+        if isinstance(error, LifelineError):
+            logger.error("%s; %s", message, then)
+        else:
+            logger.error("%s failed; %s", self.what, then, exc_info=error)
+
+    def recovered(self) -> None:
+        if not self.spell:
+            return
+        logger.info(
+            "%s works again after %d failure(s) over %.0f s",
+            self.what, self.spell, time.monotonic() - self._since,
+        )
+        self.spell = 0
+        self._message = ""
+
+
+class Systemd:
+    """sd_notify(3) without libsystemd: one datagram per state change to
+    $NOTIFY_SOCKET, and watchdog pings at half of $WATCHDOG_USEC."""
+
+    def __init__(self, address: str | None, watchdog_seconds: float | None) -> None:
+        self.address = address
+        self.watchdog_seconds = watchdog_seconds
+        self._last_ping = 0.0
+
+    @classmethod
+    def from_environment(cls) -> Systemd:
+        address = os.environ.get("NOTIFY_SOCKET") or None
+        if address and address.startswith("@"):
+            address = "\0" + address[1:]  # an abstract socket
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        watched = usec.isdigit() and (not pid or pid == str(os.getpid()))
+        return cls(address, int(usec) / 1e6 if watched else None)
+
+    def notify(self, message: str) -> None:
+        if self.address is None:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto(message.encode(), self.address)
+        except OSError as exc:
+            logger.warning("cannot tell systemd %s: %s", message, exc)
+
+    def watchdog(self) -> None:
+        if self.watchdog_seconds is None:
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= self.watchdog_seconds / 2:
+            self._last_ping = now
+            self.notify("WATCHDOG=1")
