@@ -81,7 +81,7 @@ class Ingest:
     """Takes raw mails into the store, one savepoint each."""
 
     def __init__(
-        self, config: Config, roster: Roster, after_mail: AfterMail | None = None
+        self, config: Config, roster: Roster[Unit], after_mail: AfterMail | None = None
     ) -> None:
         self.config = config
         self.roster = roster
@@ -226,6 +226,7 @@ class Ingest:
             if key in seen:
                 continue  # the same table twice in one mail (.xlsx and .xls)
             seen.add(key)
+            assert outcome.mail is not None
             report.mail = outcome.mail
             supersedes = report_store.add(session, report)
             outcome.filed.append(Filed(report, supersedes))
@@ -289,7 +290,7 @@ class Ingest:
     ) -> Unit | None:
         named = self.roster.match_name(table.unit_name)
         if named is None:
-            return sender_unit or self.roster.match_name(decoded.sender_name)  # type: ignore[return-value]
+            return sender_unit or self.roster.match_name(decoded.sender_name)
 
         if sender_unit is not None and sender_unit.id != named.id:
             warnings.append(
@@ -300,7 +301,7 @@ class Ingest:
                     f"filed under {named.name}",
                 )
             )
-        return named  # type: ignore[return-value]
+        return named
 
     def _failed(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, TypeVar
 
 # Order matters: the longer suffix is folded first.
 _SUFFIXES = (
@@ -23,13 +23,6 @@ _SUFFIXES = (
 )
 _NOISE = re.compile(r"[\s\u3000()（）\[\]【】〔〕<>《》:：,，.。、\"'“”‘’_\-—]+")
 _STAMP = re.compile(r"[(（][^)）]*(盖章|章|签字)[^)）]*[)）]")
-
-
-class RosterUnit(Protocol):
-    """What matching needs of a unit (store.models.Unit has it)."""
-
-    id: int
-    name: str
 
 
 def fold(name: str) -> str:
@@ -46,20 +39,26 @@ def fold(name: str) -> str:
     return text
 
 
+# The unit type the roster holds: store.models.Unit, or anything in tests.
+U = TypeVar("U")
+
+
 @dataclass
-class Roster:
+class Roster(Generic[U]):
     """The roster's names, aliases and addresses, indexed for matching."""
 
-    by_name: dict[str, RosterUnit] = field(default_factory=dict)
-    by_address: dict[str, RosterUnit] = field(default_factory=dict)
+    by_name: dict[str, U] = field(default_factory=dict)
+    by_address: dict[str, U] = field(default_factory=dict)
 
-    def add(self, unit: RosterUnit, names: list[str], addresses: list[str]) -> None:
-        for name in [unit.name, *names]:
+    def add(self, unit: U, names: list[str], addresses: list[str]) -> None:
+        """Index ``unit`` under every one of ``names`` (its name and
+        aliases) and ``addresses``."""
+        for name in names:
             self.by_name.setdefault(fold(name), unit)
         for address in addresses:
             self.by_address.setdefault(address.strip().lower(), unit)
 
-    def match_name(self, text: str | None) -> RosterUnit | None:
+    def match_name(self, text: str | None) -> U | None:
         """The unit a free-text name means, or None.
 
         An exact folded match wins; otherwise the longest roster name the
@@ -78,5 +77,5 @@ class Roster:
             return None
         return self.by_name[max(contained, key=len)]
 
-    def match_address(self, address: str) -> RosterUnit | None:
+    def match_address(self, address: str) -> U | None:
         return self.by_address.get(address.strip().lower())

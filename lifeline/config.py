@@ -205,7 +205,7 @@ def _build(cls: type, data: Any, prefix: str, skip: set[str] = set()) -> Any:
 
 
 def _convert(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, key + ".")
 
     origin = typing.get_origin(hint)

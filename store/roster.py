@@ -35,11 +35,12 @@ class RosterEntry:
 def read_file(path: Path) -> list[RosterEntry]:
     """Roster rows from a CSV (UTF-8 or GBK) or an XLSX file with the
     columns name, aliases, emails, kind (lists separated by ``|``)."""
+    rows: list[list[object]]
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             rows = _xlsx_rows(path)
         else:
-            rows = _csv_rows(path.read_bytes())
+            rows = list(_csv_rows(path.read_bytes()))
     except OSError as exc:
         raise ConfigError(f"roster.file: cannot read {path} ({exc.strerror})") from exc
 
@@ -57,14 +58,14 @@ def read_file(path: Path) -> list[RosterEntry]:
     ]
 
 
-def _csv_rows(data: bytes) -> list[list[str]]:
+def _csv_rows(data: bytes) -> list[list[object]]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
-    return list(csv.reader(io.StringIO(text)))
+    return [list(row) for row in csv.reader(io.StringIO(text))]
 
 
 def _xlsx_rows(path: Path) -> list[list[object]]:
@@ -175,14 +176,14 @@ def changes_for(session: Session, unit_name: str) -> list[RosterChange]:
     )
 
 
-def load(session: Session) -> Roster:
+def load(session: Session) -> Roster[Unit]:
     """The roster index used to name units, retired units included (an
     old mail may still arrive from them)."""
-    roster = Roster()
+    roster: Roster[Unit] = Roster()
     for unit in session.scalars(select(Unit).order_by(Unit.id)):
         roster.add(
             unit,
-            [a.alias for a in unit.aliases],
+            [unit.name, *(a.alias for a in unit.aliases)],
             [e.address for e in unit.emails],
         )
     return roster

@@ -17,11 +17,11 @@ class Unit:
 
 @pytest.fixture
 def roster() -> Roster:
-    index = Roster()
-    index.add(Unit(1, "城关街道"), ["城关街道办事处", "城关办"], ["cgjd@example.com"])
-    index.add(Unit(2, "南湖镇"), ["南湖镇人民政府"], ["NanHu@Example.cn"])
-    index.add(Unit(3, "教育和体育局"), ["教体局", "区教体局"], [])
-    index.add(Unit(4, "公安分局"), ["区公安分局", "公安局"], [])
+    index: Roster[Unit] = Roster()
+    index.add(Unit(1, "城关街道"), ["城关街道", "城关街道办事处", "城关办"], ["cgjd@example.com"])
+    index.add(Unit(2, "南湖镇"), ["南湖镇", "南湖镇人民政府"], ["NanHu@Example.cn"])
+    index.add(Unit(3, "教育和体育局"), ["教育和体育局", "教体局", "区教体局"], [])
+    index.add(Unit(4, "公安分局"), ["公安分局", "区公安分局", "公安局"], [])
     return index
 
 
