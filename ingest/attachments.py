@@ -167,7 +167,8 @@ def _visit(part: Message, context: _Context, findings: Findings) -> None:
     content_type = part.get_content_type()
     if part.is_multipart() and part.get_content_maintype() != "message":
         for child in part.get_payload():
-            _visit(child, context, findings)
+            if isinstance(child, Message):
+                _visit(child, context, findings)
         return
 
     # Mail from the wild breaks in ways no test foresees; one bad part
@@ -347,7 +348,7 @@ def _visit_forward(part: Message, context: _Context, findings: Findings) -> None
     if encoding in ("base64", "quoted-printable"):
         content = _encoded_inner(children, encoding)
         forwarded = email.message_from_bytes(content, policy=email.policy.compat32)
-    elif isinstance(children, list) and children:
+    elif isinstance(children, list) and children and isinstance(children[0], Message):
         forwarded = children[0]
     else:
         return

@@ -225,7 +225,12 @@ def _body_parts(part: Message) -> list[Message]:
         return []
     if part.is_multipart():
         children = part.get_payload()
-        return [leaf for child in children for leaf in _body_parts(child)]
+        return [
+            leaf
+            for child in children
+            if isinstance(child, Message)
+            for leaf in _body_parts(child)
+        ]
     if part_filename(part) or disposition(part) == "attachment":
         return []
     return [part]
