@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -282,6 +284,64 @@ MAKERS: tuple[Callable[[], tuple[str, bytes]], ...] = (
     make_implausible, make_docx, make_prose_docx, make_csv_gbk, make_csv_utf8_bom,
     make_html, make_xml2003,
 )
+
+
+# What LibreOffice makes of the fixtures above: target format → sources.
+OFFICE_CONVERSIONS: dict[str, tuple[Callable[[], tuple[str, bytes]], ...]] = {
+    "xls": (make_offset_second_sheet, make_total_mismatch, make_text_figures, make_formulas),
+    "ods": (make_offset_second_sheet, make_formulas),
+    "doc": (make_docx,),
+}
+# WPS Office saves .et (spreadsheet) and .wps (writer) files in the Excel 97
+# and Word 97 binary formats. LibreOffice cannot write them: asked for "et"
+# or "wps" it uses its MS Excel 97 / MS Word 97 filters and only changes the
+# extension. A renamed .xls or .doc is therefore what such a file looks like.
+WPS_NAMES = {"xls": "et", "doc": "wps"}
+
+
+def make_office_files(folder: Path, timeout: float = 120) -> dict[str, str]:
+    """Genuine .xls, .ods and .doc files converted by LibreOffice headless,
+    and their WPS-named copies, in ``folder``; returns converted file name →
+    source file name. One soffice run per target format converts all its
+    sources at once; the runs share one profile and go one after another,
+    which is faster than starting them side by side with a profile each
+    (start-up and the first profile are most of the cost)."""
+    soffice = shutil.which("soffice")
+    if soffice is None:
+        raise FileNotFoundError("soffice (LibreOffice) is not installed")
+    sources = folder / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    profile = (folder / "profile").as_uri()
+    for target, makers in OFFICE_CONVERSIONS.items():
+        paths = []
+        for make in makers:
+            name, content = make()
+            (sources / name).write_bytes(content)
+            paths.append(str(sources / name))
+        command = [soffice, "--headless", "--norestore", f"-env:UserInstallation={profile}",
+                   "--convert-to", target, "--outdir", str(folder), *paths]
+        subprocess.run(command, capture_output=True, timeout=timeout, check=True)
+
+    made = office_file_names()
+    for converted in made:
+        stem, suffix = converted.rsplit(".", 1)
+        original = {wps: ms for ms, wps in WPS_NAMES.items()}.get(suffix)
+        if original is not None:
+            shutil.copyfile(folder / f"{stem}.{original}", folder / converted)
+    return made
+
+
+def office_file_names() -> dict[str, str]:
+    """The files make_office_files writes: converted name → source name."""
+    names = {}
+    for target, makers in OFFICE_CONVERSIONS.items():
+        for make in makers:
+            source = make()[0]
+            stem = Path(source).stem
+            names[f"{stem}.{target}"] = source
+            if target in WPS_NAMES:
+                names[f"{stem}.{WPS_NAMES[target]}"] = source
+    return names
 
 
 def write_all(folder: Path) -> list[Path]:

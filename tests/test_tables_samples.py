@@ -15,7 +15,6 @@ import pytest
 
 from ingest.model import FIGURES
 from ingest.tables import read_tables
-from lifeline.errors import TableError
 
 SHARED = Path(os.environ.get("LIFELINE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SAMPLES = SHARED / "samples"
@@ -128,14 +127,3 @@ def test_doc_template_through_libreoffice() -> None:
 
     assert [problem.code for problem in tables[0].problems] == ["empty-table"]
 
-
-def test_doc_without_libreoffice_asks_for_another_format() -> None:
-    if __import__("shutil").which("soffice"):
-        pytest.skip("LibreOffice is installed")
-    path = SAMPLES / "templates" / "template_libreoffice.doc"
-
-    with pytest.raises(TableError) as error:
-        read_tables(path.name, path.read_bytes())
-
-    assert error.value.code == "unsupported-format"
-    assert ".xlsx" in str(error.value) and path.name in str(error.value)

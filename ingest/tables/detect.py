@@ -19,7 +19,7 @@ _OTHER_MAGICS = (b"%PDF", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"{\\rtf", b"ID3"
 
 def sniff(content: bytes) -> str:
     """One of: xlsx, docx, ods, odt, zip, xls, doc, ole-encrypted, ole,
-    html, xml2003, text, binary."""
+    ole-damaged, html, xml2003, text, binary."""
     if content.startswith(b"PK"):
         return _sniff_zip(content)
     if content.startswith(OLE2_MAGIC):
@@ -68,7 +68,9 @@ def _sniff_ole(content: bytes) -> str:
         streams = {"/".join(path).lower() for path in ole.listdir()}
         ole.close()
     except (OSError, ValueError, IndexError, TypeError, EOFError):
-        return "ole"
+        # A broken compound file; LibreOffice would spend seconds on it for
+        # nothing, so it is not handed on for conversion.
+        return "ole-damaged"
     if "encryptedpackage" in streams:
         return "ole-encrypted"
     if "workbook" in streams or "book" in streams:

@@ -78,6 +78,8 @@ def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
     kind = sniff(content)
     if kind == "xls":
         return _read_xls(filename, content)
+    if kind == "ole-damaged":
+        return _read_damaged(filename, content)
     if kind in _READERS:
         return _reader(kind)(filename, content)
     if kind == "ole-encrypted" and depth == 0:
@@ -96,6 +98,15 @@ def _read_xls(filename: str, content: bytes) -> list[Grid]:
         if not is_encrypted(content):
             raise
     return read_xls(filename, decrypt(filename, content))
+
+
+def _read_damaged(filename: str, content: bytes) -> list[Grid]:
+    """calamine and xlrd forgive some damage olefile does not."""
+    try:
+        return _reader("xls")(filename, content)
+    except TableError as exc:
+        message = f"{filename}: the file is damaged and cannot be opened; "
+        raise TableError(message + _SEND_INSTEAD) from exc
 
 
 def _converted(filename: str, content: bytes, kind: str) -> list[Grid]:
