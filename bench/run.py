@@ -498,6 +498,9 @@ def measure_idle_push(server: BenchDovecot, work: Path, roster_path: Path, roste
         daemon.first_poll_seconds()
         time.sleep(0.3)
         latencies = push_ms(server, config, fresh_mails(roster, PUSHES, 200), limit=3.0)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"  push with IDLE not measured: {exc}", file=sys.stderr)
+        return None
     finally:
         daemon.stop()
     logs = [p for p in (server.root / "rawlog").glob("*.in") if p.name not in sessions_before]
@@ -520,8 +523,18 @@ def _ms(latencies: list[float] | None) -> str:
     return f"{statistics.median(latencies):.0f} ms"
 
 
+def code_version() -> str:
+    """The commit measured, and whether the working tree differs from it."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown version"
+    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
+
+
 def print_table(results: Results) -> None:
-    print(f"lifeline benchmark: {results.mails} mails, {results.mail_bytes / 1e6:.0f} MB")
+    print(f"lifeline benchmark: {results.mails} mails, {results.mail_bytes / 1e6:.0f} MB; {code_version()}; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"{'measure':<40} {'value':>14}  notes")
     for label, value, note in results.rows:
         print(f"{label:<40} {value:>14}  {note}")
