@@ -87,6 +87,8 @@ def _checked(number: float, figure: str) -> Figure:
 
 def as_number(number: float) -> Number:
     """An int when whole, else the float rounded to remove binary noise."""
+    if type(number) is int:
+        return number
     rounded = round(number, 6)
     if rounded.is_integer():
         return int(rounded)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CellValue = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
 
@@ -54,6 +55,8 @@ class Grid:
 
 
 def cell_text(value: object) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, Formula):
@@ -65,6 +68,7 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=256)
 def column_letters(col: int) -> str:
     letters = ""
     col += 1

@@ -9,13 +9,14 @@ position, because units add leading columns (序号, 单位, 学校类别).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from ingest.model import FIGURES
 
-from .grid import Grid
+from .grid import Grid, cell_text
 
 # Group keyword → group; checked in this order on the normalized label.
 _GROUPS: tuple[tuple[str, str], ...] = (
@@ -92,11 +93,15 @@ class Header:
         return [figure for figure in FIGURES if figure not in self.columns]
 
 
+# Labels repeat from file to file (every unit fills the same template), so
+# normalizing each text once per process saves most of the header search.
+@lru_cache(maxsize=4096)
 def label(text: str) -> str:
     """A header label without spaces, line breaks or full-width forms."""
     return _SPACE.sub("", unicodedata.normalize("NFKC", text))
 
 
+@lru_cache(maxsize=4096)
 def group_of(text: str) -> str | None:
     for keyword, group in _GROUPS:
         if keyword in text:
@@ -104,6 +109,7 @@ def group_of(text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def sub_of(text: str) -> str | None:
     for keyword, sub in _SUBS:
         if keyword in text:
@@ -122,12 +128,12 @@ def find_header(grid: Grid, start: int = 0) -> Header | None:
     return None
 
 
-def has_header_groups(cells: list[object]) -> bool:
+def has_header_groups(cells: Sequence[object]) -> bool:
     """Whether a row names enough groups to be a header's first row."""
     return _group_count(cells) >= MIN_GROUPS
 
 
-def _group_count(cells: list[object]) -> int:
+def _group_count(cells: Sequence[object]) -> int:
     groups = set()
     for value in cells:
         if isinstance(value, str) and value:
@@ -140,12 +146,13 @@ def _group_count(cells: list[object]) -> int:
 def _map_header(grid: Grid, top: int) -> Header | None:
     two_rows = _sub_count(grid, top + 1) >= 2
     bottom = top + 1 if two_rows else top
+    width = grid.width()
+    headings = _labels(grid.rows[top], width)
+    subs = _labels(grid.rows[bottom], width) if two_rows else [""] * width
     columns: dict[str, int] = {}
     carried = ""
 
-    for col in range(grid.width()):
-        heading = label(grid.text(top, col))
-        sub_text = label(grid.text(bottom, col)) if two_rows else ""
+    for col, (heading, sub_text) in enumerate(zip(headings, subs)):
         if heading:
             carried = heading
         elif sub_of(sub_text) is not None:
@@ -158,6 +165,11 @@ def _map_header(grid: Grid, top: int) -> Header | None:
     if len(columns) < MIN_FIGURES:
         return None
     return Header(top, bottom, columns)
+
+
+def _labels(cells: Sequence[object], width: int) -> list[str]:
+    """The row's cells as labels, padded to ``width``."""
+    return [label(cell_text(value)) for value in cells] + [""] * (width - len(cells))
 
 
 def _sub_count(grid: Grid, row: int) -> int:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from ingest.model import FIGURES, Issue, Number, TableRow
+from ingest.model import FIGURES, FRACTIONAL_FIGURES, Issue, Number, TableRow
 
 from .figures import Figure, as_number, parse_figure
 from .formulas import UnsupportedFormula, evaluate
-from .grid import Formula, Grid
+from .grid import Formula, Grid, cell_text
 from .header import MIN_GROUPS, Header, has_header_groups, label
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ _END = re.compile(
     r"|填表人|填报人|审核人|负责人|联系电话|制表|(?:报送|填报|上报)(?:单位|时间|日期)"
 )
 _SERIAL = re.compile(r"^[\d.、()]*$")
+# Beyond this a float no longer holds every whole number exactly.
+_LARGEST = 2.0**53
 
 
 @dataclass
@@ -68,22 +72,28 @@ def read_rows(grid: Grid, header: Header) -> Rows:
 
 def _row_label(grid: Grid, row: int, columns: list[int]) -> str | None:
     parts = []
+    cells = grid.rows[row]
     for col in columns:
-        text = grid.text(row, col).strip()
+        text = cell_text(cells[col]).strip() if col < len(cells) else ""
         if text and not _SERIAL.match(text):
             parts.append(" ".join(text.split()))
     return " ".join(parts) or None
 
 
-def _ends_data(cells: list[object]) -> bool:
+def _ends_data(cells: Sequence[object]) -> bool:
     """A note, a signature line or the next table's header ends the data."""
     first = next((value for value in cells if value not in (None, "")), None)
     if not isinstance(first, str) or not first.strip():
         return False
-    if _END.search(label(first)):
+    if _is_end_label(first):
         return True
-    strings = sum(isinstance(value, str) for value in cells)
-    return strings >= MIN_GROUPS and has_header_groups(cells)
+    strings = [value for value in cells if type(value) is str and value]
+    return len(strings) >= MIN_GROUPS and has_header_groups(strings)
+
+
+@lru_cache(maxsize=4096)
+def _is_end_label(text: str) -> bool:
+    return _END.search(label(text)) is not None
 
 
 def _read_figures(
@@ -98,6 +108,12 @@ def _read_figures(
     width = len(cells)
     for figure, col in header.ordered:
         raw = cells[col] if 0 <= col < width else None
+        plain = _plain_number(raw, figure)
+        if plain is not None:
+            values[figure] = plain
+            seen_any = True
+            continue
+
         parsed = _parse_cell(grid, raw, figure)
         seen_any = seen_any or not _is_blank(raw)
         if parsed.error is not None:
@@ -107,6 +123,18 @@ def _read_figures(
         values[figure] = parsed.value if parsed.value is not None else 0
 
     return (values if seen_any else None), problems
+
+
+def _plain_number(raw: object, figure: str) -> Number | None:
+    """The cell's figure when it is a usable number as it stands, which most
+    cells are; they skip the text parser and its checks."""
+    if type(raw) is int:
+        return raw if raw >= 0 else None
+    if type(raw) is not float or not 0 <= raw < _LARGEST:
+        return None
+    if raw.is_integer():
+        return int(raw)
+    return as_number(raw) if figure in FRACTIONAL_FIGURES else None
 
 
 def _is_blank(raw: object) -> bool:
@@ -147,10 +175,7 @@ def totals(rows: list[TableRow]) -> tuple[dict[str, Number], list[Issue]]:
     if not data:
         return (dict(total_rows[-1].values) if total_rows else _zeros()), []
 
-    summed = {
-        figure: as_number(sum(float(row.values[figure]) for row in data))
-        for figure in FIGURES
-    }
+    summed = _sum_rows(data)
     if not total_rows:
         return summed, []
 
@@ -171,6 +196,14 @@ def totals(rows: list[TableRow]) -> tuple[dict[str, Number], list[Issue]]:
         f"of the rows above it ({details}); the sum is used",
     )
     return summed, [warning]
+
+
+def _sum_rows(rows: list[TableRow]) -> dict[str, Number]:
+    sums: dict[str, Number] = dict.fromkeys(FIGURES, 0)
+    for row in rows:
+        for figure, value in row.values.items():
+            sums[figure] += value
+    return {figure: as_number(total) for figure, total in sums.items()}
 
 
 def _zeros() -> dict[str, Number]:

@@ -18,7 +18,7 @@ from lifeline.errors import NotATable, TableError
 from . import metadata
 from .convert import convert
 from .detect import sniff
-from .grid import Grid
+from .grid import Grid, cell_text
 from .header import Header, find_header
 from .layout import plausibility, read_rows, totals
 from .protection import decrypt, is_encrypted
@@ -55,7 +55,7 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
     should be one but cannot be read; nothing else escapes."""
     try:
         grids = open_grids(filename, content)
-        tables = [read_grid(filename, grid) for grid in grids]
+        found = [read_grid(filename, grid) for grid in grids]
     except (TableError, NotATable):
         raise
     except Exception as exc:  # the last guard: a library failing on odd bytes
@@ -64,7 +64,7 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
         message = f"{filename}: the file cannot be read ({reason}); {_SEND_INSTEAD}"
         raise TableError(message) from exc
 
-    tables = [table for table in tables if table is not None]
+    tables = [table for table in found if table is not None]
     if not tables:
         raise NotATable(f"{filename}: no statistics table found")
     # A blank copy of the template beside the filled-in sheet is not a table.
@@ -170,5 +170,5 @@ def _left(grid: Grid, header: Header) -> int:
 
 
 def _line(grid: Grid, row: int) -> str:
-    texts = (grid.text(row, col).strip() for col in range(len(grid.rows[row])))
+    texts = (cell_text(value).strip() for value in grid.rows[row])
     return "  ".join(text for text in texts if text)

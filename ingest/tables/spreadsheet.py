@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import zipfile
+from typing import cast
 
 import openpyxl
 import xlrd
@@ -92,7 +93,8 @@ def _read_calamine(name: str, content: bytes) -> list[Grid]:
         grids = []
         for sheet_name in workbook.sheet_names:
             sheet = workbook.get_sheet_by_name(sheet_name)
-            grids.append(Grid(sheet_name, sheet.to_python(skip_empty_area=False)))
+            rows = sheet.to_python(skip_empty_area=False)
+            grids.append(Grid(sheet_name, cast(list[list[CellValue | Formula]], rows)))
         return grids
     except Exception as exc:  # calamine raises its own, ValueError and pyo3 panics
         raise _unreadable(name, exc) from exc

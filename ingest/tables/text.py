@@ -52,7 +52,7 @@ def read_html(name: str, content: bytes) -> list[Grid]:
         document = lxml.html.document_fromstring(decode_text(content))
     except (etree.LxmlError, ValueError) as exc:
         raise TableError(f"{name}: the HTML table cannot be read ({exc}); please send the table as .xlsx", "unreadable-file") from exc
-    grids = []
+    grids: list[Grid] = []
     preamble: list[str] = []
     for element in document.iter():
         if element.tag == "table":
@@ -121,7 +121,7 @@ def read_xml2003(name: str, content: bytes) -> list[Grid]:
         root = etree.fromstring(content, parser)
     except etree.LxmlError as exc:
         raise TableError(f"{name}: the XML spreadsheet cannot be read ({exc}); please save it as .xlsx and send it again", "unreadable-file") from exc
-    grids = []
+    grids: list[Grid] = []
     for sheet in root.iter(_SS + "Worksheet"):
         rows: list[list[CellValue | Formula]] = []
         for table in sheet.iter(_SS + "Table"):
