@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
+import struct
 import subprocess
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -284,6 +287,58 @@ MAKERS: tuple[Callable[[], tuple[str, bytes]], ...] = (
     make_implausible, make_docx, make_prose_docx, make_csv_gbk, make_csv_utf8_bom,
     make_html, make_xml2003,
 )
+
+
+def _rebuilt(content: bytes, part: str, change: Callable[[bytes], bytes]) -> bytes:
+    """The zip ``content`` with ``part`` passed through ``change``."""
+    source = zipfile.ZipFile(io.BytesIO(content))
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            archive.writestr(info.filename, change(data) if info.filename == part else data)
+    return output.getvalue()
+
+
+# "Billion laughs": ten levels of ten references, a 2 GB string when expanded.
+LAUGHS = b'<!DOCTYPE worksheet [<!ENTITY l0 "haha">' + b"".join(
+    b'<!ENTITY l%d "%s">' % (level + 1, b"&l%d;" % level * 10) for level in range(9)
+) + b"]>"
+
+
+def make_entity_bomb(huge: bool = False) -> tuple[str, bytes]:
+    """An XML entity bomb in the sheet, expanded in the title cell A1. With
+    ``huge`` the sheet also declares a huge range, which sends it through
+    openpyxl (streaming) instead of calamine."""
+    name, content = make_huge_range() if huge else make_negative()
+
+    def bomb(sheet: bytes) -> bytes:
+        return LAUGHS + sheet.replace(b"<is><t>", b"<is><t>&l9;", 1)
+
+    return name, _rebuilt(content, "xl/worksheets/sheet1.xml", bomb)
+
+
+def make_zip_bomb(lying: bool = False) -> tuple[str, bytes]:
+    """A real table whose sheet XML carries 60 MB of spaces (60 KB
+    compressed, over the 50 MB limit). With ``lying`` the zip directory and local header claim
+    the sheet is 5,000 bytes, as a crafted bomb would."""
+    name, content = make_negative()
+    padding = b" " * 60_000_000
+    bomb = _rebuilt(content, "xl/worksheets/sheet1.xml", lambda sheet: sheet.replace(b"<sheetData>", b"<sheetData>" + padding, 1))
+    if not lying:
+        return name, bomb
+    patched = bytearray(bomb)
+    info = zipfile.ZipFile(io.BytesIO(bomb)).getinfo("xl/worksheets/sheet1.xml")
+    struct.pack_into("<I", patched, info.header_offset + 22, 5000)
+    central = bomb.rfind(b"PK\x01\x02", 0, bomb.rfind(b"xl/worksheets/sheet1.xml") + 1)
+    struct.pack_into("<I", patched, central + 24, 5000)
+    return name, bytes(patched)
+
+
+def make_huge_range_without_dimension() -> tuple[str, bytes]:
+    """The huge range written by a tool that leaves out <dimension>."""
+    name, content = make_huge_range()
+    return name, _rebuilt(content, "xl/worksheets/sheet1.xml", lambda sheet: re.sub(rb"<dimension [^>]*/>", b"", sheet))
 
 
 # What LibreOffice makes of the fixtures above: target format → sources.

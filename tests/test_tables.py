@@ -177,3 +177,58 @@ def test_encrypted_with_excel_default_password_is_opened() -> None:
     table = read_tables(name, encrypted.getvalue())[0]
 
     assert table.values["evacuation_fixed"] == -3
+
+
+def test_huge_range_without_a_dimension_element_is_streamed_too() -> None:
+    name, content = make_tables.make_huge_range_without_dimension()
+    started = time.perf_counter()
+
+    tables = read_tables(name, content)
+
+    assert tables[0].values == ROW_A
+    assert time.perf_counter() - started < 1.0
+
+
+def test_openpyxl_parses_xml_with_defusedxml() -> None:
+    import openpyxl
+
+    assert openpyxl.DEFUSEDXML is True
+
+
+@pytest.mark.parametrize("huge", [False, True], ids=["calamine", "openpyxl"])
+def test_xml_entity_bomb_is_refused_quickly(huge: bool) -> None:
+    name, content = make_tables.make_entity_bomb(huge=huge)
+    started = time.perf_counter()
+
+    with pytest.raises(TableError) as raised:
+        read_tables(name, content)
+
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.code == "unreadable-file" and name in str(raised.value)
+
+
+@pytest.mark.parametrize("lying", [False, True], ids=["honest-directory", "lying-directory"])
+def test_zip_bomb_is_refused_before_it_is_inflated(lying: bool) -> None:
+    """tracemalloc sees Python's zlib buffers, where an unbounded read of
+    the 60 MB part would show."""
+    name, content = make_tables.make_zip_bomb(lying=lying)
+    tracemalloc.start()
+    started = time.perf_counter()
+
+    with pytest.raises(TableError) as raised:
+        read_tables(name, content)
+
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 10_000_000
+    assert raised.value.code == "unreadable-file" and name in str(raised.value)
+
+
+def test_file_over_the_size_limit_is_refused() -> None:
+    from ingest.tables.limits import MAX_FILE_BYTES
+
+    with pytest.raises(TableError) as raised:
+        read_tables("大表.xlsx", b"PK\x03\x04" + bytes(MAX_FILE_BYTES))
+
+    assert "大表.xlsx" in str(raised.value) and "MB" in str(raised.value)

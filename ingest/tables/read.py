@@ -20,6 +20,7 @@ from .convert import convert
 from .detect import sniff
 from .grid import Grid, cell_text
 from .header import Header, find_header
+from .limits import check_file_size
 from .layout import plausibility, read_rows, totals
 from .protection import decrypt, is_encrypted
 
@@ -54,6 +55,7 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
     when the file is clearly not a statistics table, and TableError when it
     should be one but cannot be read; nothing else escapes."""
     try:
+        check_file_size(filename, content)
         grids = open_grids(filename, content)
         found = [read_grid(filename, grid) for grid in grids]
     except (TableError, NotATable):

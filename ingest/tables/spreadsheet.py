@@ -23,6 +23,7 @@ from lifeline.errors import TableError
 
 from .grid import CellValue, Formula, Grid
 from .layout import MAX_EMPTY_RUN
+from .limits import check_archive, read_part
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 HUGE_ROWS = 20_000
 HUGE_SHEET_BYTES = 8_000_000
 _DIMENSION = re.compile(rb'<dimension ref="[A-Z]+\d+(?::[A-Z]+(\d+))?"')
+_LAST_ROW = re.compile(rb'<row r="(\d+)"')
 # A formula cell whose <v> is missing or empty.
 _FORMULA_WITHOUT_VALUE = re.compile(
     rb"(?:</f>|<f[^>]*/>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>"
@@ -40,6 +42,7 @@ _FORMULA_WITHOUT_VALUE = re.compile(
 def read_xlsx(name: str, content: bytes) -> list[Grid]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
+        check_archive(name, archive)
         huge, formulas = _inspect_sheets(archive)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
         raise _unreadable(name, exc) from exc
@@ -66,6 +69,10 @@ def read_xls(name: str, content: bytes) -> list[Grid]:
 
 
 def read_ods(name: str, content: bytes) -> list[Grid]:
+    try:
+        check_archive(name, zipfile.ZipFile(io.BytesIO(content)))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise _unreadable(name, exc) from exc
     return _read_calamine(name, content)
 
 
@@ -78,13 +85,22 @@ def _inspect_sheets(archive: zipfile.ZipFile) -> tuple[bool, bool]:
             continue
         if info.file_size > HUGE_SHEET_BYTES:
             return True, formulas
-        data = archive.read(info)
-        match = _DIMENSION.search(data, 0, 4096)
-        if match and match.group(1) and int(match.group(1)) > HUGE_ROWS:
+        data = read_part(archive, info)
+        if _declared_rows(data) > HUGE_ROWS:
             huge = True
         if b"<f" in data and _FORMULA_WITHOUT_VALUE.search(data):
             formulas = True
     return huge, formulas
+
+
+def _declared_rows(data: bytes) -> int:
+    """The sheet's last row, from <dimension> or, where a writer left that
+    out, from the last <row> element."""
+    match = _DIMENSION.search(data, 0, 4096)
+    if match and match.group(1):
+        return int(match.group(1))
+    match = _LAST_ROW.match(data, max(0, data.rfind(b"<row ")))
+    return int(match.group(1)) if match else 0
 
 
 def _read_calamine(name: str, content: bytes) -> list[Grid]:
