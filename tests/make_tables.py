@@ -318,6 +318,18 @@ def make_entity_bomb(huge: bool = False) -> tuple[str, bytes]:
     return name, _rebuilt(content, "xl/worksheets/sheet1.xml", bomb)
 
 
+def make_docx_entity_bomb() -> tuple[str, bytes]:
+    """The Word table with an entity bomb declared and used in the title."""
+    name, content = make_docx()
+
+    def bomb(document: bytes) -> bytes:
+        declaration = LAUGHS.replace(b"DOCTYPE worksheet", b"DOCTYPE document")
+        head, _, rest = document.partition(b"?>")
+        return head + b"?>" + declaration + rest.replace("南湖镇".encode(), b"&l9;", 1)
+
+    return name, _rebuilt(content, "word/document.xml", bomb)
+
+
 def make_zip_bomb(lying: bool = False) -> tuple[str, bytes]:
     """A real table whose sheet XML carries 60 MB of spaces (60 KB
     compressed, over the 50 MB limit). With ``lying`` the zip directory and local header claim

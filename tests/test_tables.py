@@ -207,6 +207,20 @@ def test_xml_entity_bomb_is_refused_quickly(huge: bool) -> None:
     assert raised.value.code == "unreadable-file" and name in str(raised.value)
 
 
+def test_entity_bomb_in_a_word_document_is_never_expanded() -> None:
+    name, content = make_tables.make_docx_entity_bomb()
+    started = time.perf_counter()
+
+    try:
+        tables = read_tables(name, content)
+    except TableError as error:
+        assert name in str(error)
+    else:
+        assert tables[0].values == SUM
+        assert len(tables[0].title or "") < 100
+    assert time.perf_counter() - started < 1.0
+
+
 @pytest.mark.parametrize("lying", [False, True], ids=["honest-directory", "lying-directory"])
 def test_zip_bomb_is_refused_before_it_is_inflated(lying: bool) -> None:
     """tracemalloc sees Python's zlib buffers, where an unbounded read of

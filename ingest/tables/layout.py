@@ -130,6 +130,9 @@ def _plain_number(raw: object, figure: str) -> Number | None:
     cells are; they skip the text parser and its checks."""
     if type(raw) is int:
         return raw if raw >= 0 else None
+    if type(raw) is str:
+        # Word, CSV and HTML give text; plain ASCII digits are the usual case.
+        return int(raw) if raw.isdigit() and raw.isascii() else None
     if type(raw) is not float or not 0 <= raw < _LARGEST:
         return None
     if raw.is_integer():
