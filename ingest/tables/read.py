@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # Lines below the table searched for a 报送单位/报送时间 written at the foot.
 FOOT_LINES = 6
 _SEND_INSTEAD = "please send the table as .xlsx, .xls or .docx"
-# Readers are imported on first use: openpyxl, python-docx and lxml take
+# Readers are imported on first use: openpyxl, calamine and lxml take
 # most of a second to import, which the daemon's start-up should not pay
 # for formats it may never meet.
 _READERS: dict[str, tuple[str, str]] = {
