@@ -74,6 +74,11 @@ class Daemon:
         self.failures = FailureLog("mailbox")
         self._scheduler: BackgroundScheduler | None = None
         self._standing_by = False
+        # One writer at a time in this process: on SQLite a transaction
+        # that read before another connection committed cannot write any
+        # more ("database is locked" at once, whatever the busy timeout),
+        # so the poll and the jobs must not interleave their transactions.
+        self._store_lock = threading.Lock()
 
     def run(self) -> int:
         # APScheduler logs every job run at INFO; the journal should show
@@ -175,10 +180,11 @@ class Daemon:
             mailbox.open()
             self.mailbox = mailbox
 
-        result = poll_once(
-            self.app.sessions, self.mailbox, self.app.ingest,
-            commit_every=1, should_stop=self._should_pause,
-        )
+        with self._store_lock:
+            result = poll_once(
+                self.app.sessions, self.mailbox, self.app.ingest,
+                commit_every=1, should_stop=self._should_pause,
+            )
         self.failures.recovered()
         if result.taken:
             self._deliver_soon()
@@ -253,20 +259,24 @@ class Daemon:
             )
 
     def deliver(self) -> None:
-        """Send pending notices, unless another daemon is sending now."""
-        if self.stopping.is_set() or not self.deliver_lease.take():
+        """Send pending notices. Only the daemon that polls sends (a standby
+        one writes nothing), and never while another process sends."""
+        if self.stopping.is_set() or not self.poll_lease.held:
             return
-        try:
-            deliver_pending(self.app.sessions, self.config)
-        except Exception:
-            logger.exception("delivering notices failed")
-        finally:
-            self.deliver_lease.give_up()
+        with self._store_lock:
+            if not self.deliver_lease.take():
+                return
+            try:
+                deliver_pending(self.app.sessions, self.config)
+            except Exception:
+                logger.exception("delivering notices failed")
+            finally:
+                self.deliver_lease.give_up()
 
     def remind(self) -> None:
         now = dt.datetime.now(self.config.tz)
         try:
-            with self.app.sessions() as session:
+            with self._store_lock, self.app.sessions() as session:
                 reminders.queue_due_reminders(session, self.config, now)
                 session.commit()
         except Exception:
@@ -275,7 +285,7 @@ class Daemon:
     def summarise(self) -> None:
         now = dt.datetime.now(self.config.tz)
         try:
-            with self.app.sessions() as session:
+            with self._store_lock, self.app.sessions() as session:
                 summary.queue_due_summary(session, self.config, now)
                 session.commit()
         except Exception:
@@ -285,7 +295,7 @@ class Daemon:
         """Tell the coordinator once when no poll has worked for hours."""
         now = dt.datetime.now(self.config.tz)
         try:
-            with self.app.sessions() as session:
+            with self._store_lock, self.app.sessions() as session:
                 if queue_stale_poll_notice(session, self.config, now):
                     self._deliver_soon()
                 session.commit()
