@@ -20,7 +20,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.mailbox import Mailbox
 from lifeline import config as config_module
 from lifeline.app import App
 from lifeline.config import Config
