@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ingest import period as periods
@@ -100,6 +101,10 @@ class Ingest:
         try:
             with session.begin_nested():
                 outcome = self._process(session, incoming, sha256, raw_path)
+        except OperationalError:
+            # The database, not the mail, is at fault (locked, gone away):
+            # the mail is not recorded, so the next poll takes it again.
+            raise
         except Exception as exc:
             logger.exception("%s: failed, kept raw as %s", incoming.label, raw_path)
             outcome = self._failed(session, incoming, sha256, raw_path, exc)

@@ -35,7 +35,7 @@ class PollResult:
 def poll_once(
     sessions: sessionmaker[Session],
     mailbox: Mailbox,
-    ingest: Callable[[], Ingest],
+    ingest: Callable[[Session], Ingest],
     *,
     commit_every: int = 200,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -56,7 +56,7 @@ def poll_once(
         if uids:
             logger.info("mailbox %s: %d new mail(s)", _where(mailbox), len(uids))
             complete = _take(
-                session, mailbox, state, uids, ingest(), result, commit_every,
+                session, mailbox, state, uids, ingest(session), result, commit_every,
                 should_stop,
             )
 

@@ -46,9 +46,14 @@ class App:
             logger.info("roster %s: %d change(s)", path, len(changes))
         return changes
 
-    def ingest(self) -> Ingest:
-        """A pipeline with the roster as the database has it now."""
-        with self.sessions() as session:
+    def ingest(self, session: Session | None = None) -> Ingest:
+        """A pipeline with the roster as the database has it now, read in
+        ``session`` when one is open (a second connection would wait for
+        the first one's write lock on SQLite)."""
+        if session is None:
+            with self.sessions() as own:
+                index = roster.load(own)
+        else:
             index = roster.load(session)
         return Ingest(self.config, index, after_mail=self._after_mail)
 

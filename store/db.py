@@ -59,7 +59,11 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock at the start. A deferred transaction
+    # that read first and writes later fails at once ("database is locked",
+    # whatever the busy timeout) when another process committed between
+    # its read and its write; an immediate one waits its turn instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _head() -> str:
