@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lifeline.config import Config
 from lifeline.errors import ConfigError, PermanentSendError
 from notify.compose import ComposeError, compose, sender_domain
-from notify.send import OutboxSender, Sender, SmtpSender
+from notify.send import OutboxSender, Sender, ServerUnavailable, SmtpSender
 from store import notices
 from store.models import Notice
 from store.notices import message_id_for
@@ -66,10 +66,26 @@ def deliver_pending(
         session.commit()
 
     result = DeliveryResult()
-    for notice in claimed:
-        outcome = _deliver_one(session_factory, config, sender, notice)
+    for number, notice in enumerate(claimed):
+        try:
+            outcome = _deliver_one(session_factory, config, sender, notice)
+        except ServerUnavailable as exc:
+            _release(session_factory, claimed[number:], exc)
+            result.retried += len(claimed) - number
+            break
         setattr(result, outcome, getattr(result, outcome) + 1)
     return result
+
+
+def _release(
+    session_factory: sessionmaker[Session], rest: list[Notice], error: Exception
+) -> None:
+    with session_factory() as session:
+        notices.release(session, rest)
+        session.commit()
+    logger.warning(
+        "%s; %d notice(s) stay pending for the next run", error, len(rest)
+    )
 
 
 def _deliver_one(
@@ -83,6 +99,8 @@ def _deliver_one(
         sender.send(notice, compose(notice, config))
     except (ComposeError, PermanentSendError) as exc:
         return _record_failure(session_factory, notice, str(exc), permanent=True)
+    except ServerUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 - one notice must not stop the rest
         return _record_failure(session_factory, notice, str(exc), permanent=False)
 

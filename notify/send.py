@@ -37,7 +37,12 @@ class Sender(Protocol):
 
 
 class TemporarySendError(SendError):
-    """SMTP said "try again later", or the connection failed."""
+    """SMTP said "try again later" for this mail."""
+
+
+class ServerUnavailable(TemporarySendError):
+    """The SMTP server cannot be reached or logged in to for now: no mail
+    can go out, so the batch stops and nothing counts against a notice."""
 
 
 class SmtpSender:
@@ -58,7 +63,10 @@ class SmtpSender:
     def send(self, notice: Notice, message: EmailMessage) -> None:
         self._pace()
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TemporarySendError),
+            # An unreachable server is left to the next delivery run,
+            # which the daemon schedules anyway; waiting here would only
+            # hold up shutdown.
+            retry=tenacity.retry_if_exception(_worth_retrying_now),
             stop=tenacity.stop_after_attempt(ATTEMPTS),
             wait=tenacity.wait_exponential(
                 multiplier=self.backoff_seconds, max=30 * self.backoff_seconds
@@ -79,7 +87,12 @@ class SmtpSender:
 
     def _send_once(self, notice: Notice, message: EmailMessage) -> None:
         try:
-            with self.connect() as smtp:
+            smtp = self.connect()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ServerUnavailable(f"{self._where()}: {exc}") from exc
+
+        try:
+            with smtp:
                 refused = smtp.send_message(message, to_addrs=notice.recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             _raise_for_replies(exc.recipients, notice)
@@ -134,6 +147,12 @@ class SmtpSender:
             state.attempt_number,
             error,
         )
+
+
+def _worth_retrying_now(error: BaseException) -> bool:
+    return isinstance(error, TemporarySendError) and not isinstance(
+        error, ServerUnavailable
+    )
 
 
 def _raise_for_code(code: int, text: str, notice: Notice) -> None:

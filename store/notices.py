@@ -176,6 +176,17 @@ def mark_failed(
     return row
 
 
+def release(session: Session, claimed: list[Notice]) -> None:
+    """Put claimed notices back to pending without counting an attempt:
+    the server was unreachable, nothing is wrong with the notices."""
+    ids = [notice.id for notice in claimed]
+    session.execute(
+        update(Notice)
+        .where(Notice.id.in_(ids), Notice.status == "sending")
+        .values(status="pending", claimed_at=None)
+    )
+
+
 def _row(session: Session, notice: Notice) -> Notice:
     row = session.get(Notice, notice.id, populate_existing=True)
     if row is None:
