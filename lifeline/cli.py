@@ -17,6 +17,8 @@ from lifeline.errors import LifelineError
 
 logger = logging.getLogger("lifeline")
 
+LOG_FILE_VAR = "LIFELINE_LOG_FILE"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -36,10 +38,14 @@ def _setup_logging(verbose: bool) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if os.environ.get(LOG_FILE_VAR):
+        # A copy of every line, e.g. for a cron job's own log.
+        handlers.append(logging.FileHandler(os.environ[LOG_FILE_VAR], encoding="utf-8"))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format=fmt,
-        stream=sys.stderr,
+        handlers=handlers,
     )
     # imapclient logs every command at DEBUG; its own redaction hides
     # the password, but the volume drowns the one line per mail.

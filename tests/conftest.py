@@ -1,5 +1,6 @@
 """Fixtures shared by the whole test suite."""
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +48,32 @@ def dovecot() -> Iterator[Dovecot]:
     """
     with Dovecot() as server:
         yield server
+
+
+SECRETS_TEST = "test_no_password_in_any_log_line"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One file collecting every log line of the run: the `lifeline`
+    processes the tests start append to it (LIFELINE_LOG_FILE), and so does
+    this process, so the last test can search all of it for passwords."""
+    path = tmp_path_factory.mktemp("logs") / "suite.log"
+    path.touch()
+    os.environ["LIFELINE_LOG_FILE"] = str(path)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    yield path
+    root.setLevel(previous)
+    root.removeHandler(handler)
+    handler.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The password search runs last, after every test has logged."""
+    last = [item for item in items if item.name == SECRETS_TEST]
+    items[:] = [item for item in items if item.name != SECRETS_TEST] + last

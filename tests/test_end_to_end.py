@@ -12,6 +12,7 @@ import email
 import email.policy
 import email.utils
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -60,7 +61,11 @@ def delivered(dovecot: Dovecot, shared_dir: Path) -> list[Path]:
 
 
 def lifeline(config: Path, dovecot: Dovecot, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LIFELINE_TEST_IMAP_PASSWORD": dovecot.password, "PATH": "/usr/bin:/bin"}
+    env = {
+        "LIFELINE_TEST_IMAP_PASSWORD": dovecot.password,
+        "PATH": "/usr/bin:/bin",
+        "LIFELINE_LOG_FILE": os.environ.get("LIFELINE_LOG_FILE", os.devnull),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "lifeline", *args, "--config", str(config)],
         capture_output=True, text=True, timeout=300, env=env,

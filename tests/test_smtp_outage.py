@@ -13,10 +13,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import create_engine, select
 
+from smtp_server import SMTP_PASSWORD as PASSWORD
 from smtp_server import RecordingHandler, free_port
 from store.models import Notice
-
-PASSWORD = "Smtp-Auth-7xQ2"  # a 授权码 stand-in; must never reach a log
 
 
 def lifeline(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
