@@ -345,7 +345,7 @@ def push_ms(server: Dovecot, config: Path, raw_mails: list[bytes], limit: float)
         started = time.perf_counter()
         server.append(raw)
         try:
-            until(lambda: _committed(config, message_id), f"the report of {message_id}", limit=limit)
+            until(lambda m=message_id: _committed(config, m), f"the report of {message_id}", limit=limit)
         except TimeoutError:
             return latencies
         latencies.append((time.perf_counter() - started) * 1000)

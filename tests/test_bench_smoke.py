@@ -26,7 +26,7 @@ pytestmark = pytest.mark.dovecot
 def test_bench_on_200_mails_prints_every_key() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--mails", "200", "--runs", "1", "--lifeline-runs", "1"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, check=False,
     )
 
     assert done.returncode == 0, done.stderr[-3000:]
