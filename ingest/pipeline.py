@@ -3,8 +3,12 @@
     keep raw → skip if seen → decode → read tables → name unit and period
     → store reports and problems → hand over for notices
 
-Each mail runs inside its own savepoint, so a mail that fails any step is
-rolled back alone, kept raw with its problem, and the batch goes on.
+Mails come in batches (``Ingest.take_all``; ``take`` is a batch of one).
+The batch is first read in memory (decode, tables, unit and month), then
+its lookups are made in one query each (mails already stored, the stored
+versions of its units' months), and then each mail is stored inside its
+own savepoint, so a mail that fails any step is rolled back alone, kept
+raw with its problem, and the batch goes on. The caller commits the batch.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -54,10 +58,12 @@ class Incoming:
 
 @dataclass
 class Filed:
-    """One report as the JSON contract shows it."""
+    """One report as the JSON contract shows it; ``versions`` counts the
+    unit's versions of the month with this one."""
 
     report: Report
     supersedes: Report | None = None
+    versions: int = 1
 
 
 @dataclass
@@ -77,6 +83,48 @@ class Outcome:
 # notice is queued in the same transaction as the report it is about.
 AfterMail = Callable[[Session, Outcome], None]
 
+VersionKey = tuple[int, str]
+
+
+@dataclass
+class _Read:
+    """A new mail read in memory, before anything of it is stored."""
+
+    incoming: Incoming
+    sha256: str
+    raw_path: str
+    outcome: Outcome
+    received: dt.datetime
+    reports: list[Report] = field(default_factory=list)
+    error: Exception | None = None
+
+
+class _Known:
+    """The batch's mails already stored, by content hash and Message-ID,
+    read in one query and kept up to date as the batch is stored."""
+
+    def __init__(self, session: Session, kept: list[tuple[str, str | None]]) -> None:
+        hashes = [sha256 for sha256, _ in kept]
+        ids = [message_id for _, message_id in kept if message_id]
+        query = select(Mail).where(
+            or_(Mail.sha256.in_(hashes), Mail.message_id.in_(ids))
+        )
+        self.by_hash: dict[str, Mail] = {}
+        self.by_id: dict[str, Mail] = {}
+        for mail in session.scalars(query):
+            self.add(mail)
+
+    def add(self, mail: Mail) -> None:
+        self.by_hash[mail.sha256] = mail
+        if mail.message_id:
+            self.by_id.setdefault(mail.message_id, mail)
+
+    def find(self, sha256: str, message_id: str | None) -> Mail | None:
+        found = self.by_hash.get(sha256)
+        if found is None and message_id:
+            found = self.by_id.get(message_id)
+        return found
+
 
 class Ingest:
     """Takes raw mails into the store, one savepoint each."""
@@ -92,75 +140,131 @@ class Ingest:
     def take(self, session: Session, incoming: Incoming) -> Outcome:
         """Store one mail and everything read from it. Never raises for a
         bad mail: a failure becomes the mail's problem."""
-        sha256, raw_path = rawmail.save(self.data_dir, incoming.raw)
+        return self.take_all(session, [incoming])[0]
 
-        seen = self._seen(session, sha256, incoming)
-        if seen is not None:
-            return seen
-
+    def take_all(self, session: Session, batch: list[Incoming]) -> list[Outcome]:
+        """Store a batch of mails, each in its own savepoint; the caller
+        commits them together. Their raw files are durable on return."""
+        raws = rawmail.RawBatch(self.data_dir)
         try:
-            with session.begin_nested():
-                outcome = self._process(session, incoming, sha256, raw_path)
-        except OperationalError:
-            # The database, not the mail, is at fault (locked, gone away):
-            # the mail is not recorded, so the next poll takes it again.
+            kept = [raws.save(incoming.raw) for incoming in batch]
+            outcomes = self._take_kept(session, batch, kept)
+            raws.sync()
+        except BaseException:
+            raws.discard()
             raise
-        except Exception as exc:
-            logger.exception("%s: failed, kept raw as %s", incoming.label, raw_path)
-            outcome = self._failed(session, incoming, sha256, raw_path, exc)
+        return outcomes
 
-        _log_outcome(outcome, self.config)
-        return outcome
+    def _take_kept(
+        self, session: Session, batch: list[Incoming], kept: list[tuple[str, str]]
+    ) -> list[Outcome]:
+        # Reading mails and tables touches no database, so the whole batch
+        # is read first and its lookups made in one query each.
+        message_ids = [_message_id(incoming.raw) for incoming in batch]
+        known = _Known(session, [(k[0], m) for k, m in zip(kept, message_ids)])
+        read = [
+            None if known.find(sha256, message_id) else self._read_mail(incoming, sha256, path)
+            for incoming, (sha256, path), message_id in zip(batch, kept, message_ids)
+        ]
+        versions = report_store.versions_of(
+            session,
+            {(r.unit_id, r.period) for mail in read if mail for r in mail.reports},
+        )
 
-    def _seen(
-        self, session: Session, sha256: str, incoming: Incoming
-    ) -> Outcome | None:
-        mail = session.scalar(select(Mail).where(Mail.sha256 == sha256))
-        if mail is None:
-            message_id = _message_id(incoming.raw)
-            if message_id:
-                mail = session.scalar(
-                    select(Mail).where(Mail.message_id == message_id).limit(1)
-                )
-        if mail is None:
-            return None
+        outcomes = []
+        for incoming, (sha256, _), message_id, mail in zip(batch, kept, message_ids, read):
+            seen = known.find(sha256, message_id)
+            if seen is not None or mail is None:
+                assert seen is not None
+                outcomes.append(self._duplicate(session, seen, incoming))
+                continue
+            outcome = self._store_or_fail(session, mail, versions)
+            assert outcome.mail is not None
+            known.add(outcome.mail)
+            _log_outcome(outcome)
+            outcomes.append(outcome)
+        return outcomes
 
+    def _duplicate(self, session: Session, mail: Mail, incoming: Incoming) -> Outcome:
         if incoming.location is not None:
             _add_location(session, mail, incoming.location)
         logger.info("%s: already taken as mail %d, skipped", incoming.label, mail.id)
         return Outcome(incoming.label, mail, "duplicate")
 
-    def _process(
-        self, session: Session, incoming: Incoming, sha256: str, raw_path: str
+    def _read_mail(self, incoming: Incoming, sha256: str, raw_path: str) -> _Read:
+        """Decode the mail and read its tables into unsaved reports; a
+        failure is kept to be recorded with the mail."""
+        outcome = Outcome(incoming.label, None, "stored")
+        read = _Read(incoming, sha256, raw_path, outcome, _received_at(incoming, None))
+        try:
+            decoded = decode_mail(
+                incoming.raw,
+                max_attachment_bytes=self.config.mailbox.max_attachment_bytes,
+            )
+            outcome.decoded = decoded
+            read.received = _received_at(incoming, decoded)
+            outcome.problems += decoded.problems
+            tables = self._read(decoded, outcome)
+            read.reports = self._reports(outcome, decoded, tables, read.received)
+        except Exception as exc:  # noqa: BLE001 - a bad mail becomes its problem
+            read.error = exc
+        return read
+
+    def _store_or_fail(
+        self, session: Session, read: _Read, versions: dict[VersionKey, list[Report]]
     ) -> Outcome:
-        decoded = decode_mail(
-            incoming.raw,
-            max_attachment_bytes=self.config.mailbox.max_attachment_bytes,
-        )
-        received = _received_at(incoming, decoded)
+        keys = {(r.unit_id, r.period) for r in read.reports}
+        before = {key: list(versions[key]) for key in keys}
+        try:
+            if read.error is not None:
+                raise read.error
+            with session.begin_nested():
+                return self._store(session, read, versions)
+        except OperationalError:
+            # The database, not the mail, is at fault (locked, gone away):
+            # the mail is not recorded, so the next poll takes it again.
+            raise
+        except Exception as exc:
+            versions.update(before)  # the savepoint took the new versions back
+            logger.error(
+                "%s: failed, kept raw as %s", read.incoming.label, read.raw_path,
+                exc_info=exc,
+            )
+            return self._failed(session, read.incoming, read.sha256, read.raw_path, exc)
+
+    def _store(
+        self, session: Session, read: _Read, versions: dict[VersionKey, list[Report]]
+    ) -> Outcome:
+        outcome, decoded = read.outcome, read.outcome.decoded
+        assert decoded is not None
         mail = Mail(
-            sha256=sha256,
+            sha256=read.sha256,
             message_id=decoded.message_id,
-            source=incoming.label,
-            raw_path=raw_path,
-            size=len(incoming.raw),
+            source=read.incoming.label,
+            raw_path=read.raw_path,
+            size=len(read.incoming.raw),
             sender=decoded.sender,
             sender_name=decoded.sender_name,
             subject=decoded.subject,
-            received_at=to_db(received),
+            received_at=to_db(read.received),
+            reports=[],
+            problems=[],
         )
         session.add(mail)
-        if incoming.location is not None:
-            _add_location(session, mail, incoming.location)
-        session.flush()
+        outcome.mail = mail
+        if read.incoming.location is not None:
+            _add_new_location(session, mail, read.incoming.location)
 
-        outcome = Outcome(incoming.label, mail, "stored", decoded=decoded)
-        outcome.problems += decoded.problems
-        tables = self._read(decoded, outcome)
-        self._file(session, outcome, decoded, tables, received)
+        for report in read.reports:
+            report.mail = mail
+            stored = versions[(report.unit_id, report.period)]
+            supersedes = report_store.add(session, report, stored)
+            stored.append(report)
+            outcome.filed.append(Filed(report, supersedes, len(stored)))
         outcome.outcome = _verdict(outcome)
         mail.outcome = outcome.outcome
         _record_problems(session, outcome)
+        session.flush()
 
         if self.after_mail is not None:
             self.after_mail(session, outcome)
@@ -202,14 +306,13 @@ class Ingest:
             )
         return tables
 
-    def _file(
+    def _reports(
         self,
-        session: Session,
         outcome: Outcome,
         decoded: DecodedMail,
         tables: list[tuple[Attachment, Table]],
         received: dt.datetime,
-    ) -> None:
+    ) -> list[Report]:
         sender_unit = self.roster.match_address(decoded.sender)
         outcome.sender_known = sender_unit is not None
         if tables and sender_unit is None:
@@ -222,6 +325,7 @@ class Ingest:
                 )
             )
 
+        reports = []
         seen: set[tuple[int, str, str]] = set()
         for attachment, table in tables:
             report = self._report(outcome, decoded, attachment, table, received, sender_unit)
@@ -231,10 +335,8 @@ class Ingest:
             if key in seen:
                 continue  # the same table twice in one mail (.xlsx and .xls)
             seen.add(key)
-            assert outcome.mail is not None
-            report.mail = outcome.mail
-            supersedes = report_store.add(session, report)
-            outcome.filed.append(Filed(report, supersedes))
+            reports.append(report)
+        return reports
 
     def _report(
         self,
@@ -326,11 +428,12 @@ class Ingest:
                 size=len(incoming.raw),
                 received_at=to_db(received),
                 outcome="failed",
+                reports=[],
+                problems=[],
             )
             session.add(mail)
             if incoming.location is not None:
-                _add_location(session, mail, incoming.location)
-            session.flush()
+                _add_new_location(session, mail, incoming.location)
             issue = Issue(
                 "processing-error",
                 f"lifeline could not process this mail ({type(exc).__name__}: "
@@ -338,6 +441,7 @@ class Ingest:
             )
             outcome = Outcome(incoming.label, mail, "failed", problems=[issue])
             _record_problems(session, outcome)
+            session.flush()
             if self.after_mail is not None:
                 self.after_mail(session, outcome)
         return outcome
@@ -367,6 +471,7 @@ def _record_problems(session: Session, outcome: Outcome) -> None:
 
 
 def _add_location(session: Session, mail: Mail, where: Location) -> None:
+    """Record where a known mail was seen again, unless recorded already."""
     exists = session.scalar(
         select(MailLocation.id).where(
             MailLocation.account == where.account,
@@ -376,15 +481,21 @@ def _add_location(session: Session, mail: Mail, where: Location) -> None:
         )
     )
     if exists is None:
-        session.add(
-            MailLocation(
-                mail=mail,
-                account=where.account,
-                folder=where.folder,
-                uidvalidity=where.uidvalidity,
-                uid=where.uid,
-            )
+        _add_new_location(session, mail, where)
+
+
+def _add_new_location(session: Session, mail: Mail, where: Location) -> None:
+    """Record where a new mail was found: a new mail cannot have been seen
+    there before, so no lookup is needed."""
+    session.add(
+        MailLocation(
+            mail=mail,
+            account=where.account,
+            folder=where.folder,
+            uidvalidity=where.uidvalidity,
+            uid=where.uid,
         )
+    )
 
 
 def _message_id(raw: bytes) -> str | None:
@@ -397,17 +508,18 @@ def _message_id(raw: bytes) -> str | None:
     return None
 
 
-def _received_at(incoming: Incoming, decoded: DecodedMail) -> dt.datetime:
+def _received_at(incoming: Incoming, decoded: DecodedMail | None) -> dt.datetime:
     """INTERNALDATE for mail from the server; for imported files the
     topmost Received: header (what the inbox's server stamped), else
     Date:, else now."""
-    for moment in (incoming.received_at, decoded.received_at, decoded.date):
+    stamped = (decoded.received_at, decoded.date) if decoded else ()
+    for moment in (incoming.received_at, *stamped):
         if moment is not None:
             return moment
     return dt.datetime.now(dt.UTC)
 
 
-def _log_outcome(outcome: Outcome, config: Config) -> None:
+def _log_outcome(outcome: Outcome) -> None:
     sender = outcome.decoded.sender if outcome.decoded else "?"
     codes = ",".join(p.code for p in outcome.problems) or "-"
     if not outcome.filed:

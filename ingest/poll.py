@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.mailbox import Mailbox
-from ingest.pipeline import Incoming, Ingest, Location, Outcome
+from ingest.pipeline import Incoming, Ingest, Location
 from store.models import Mail, MailboxState, to_db
 
 logger = logging.getLogger(__name__)
@@ -26,10 +26,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PollResult:
+    """Counts only: a backlog's outcomes, kept, would hold every mail's
+    reports and attachments in memory until the poll ends."""
+
     new: int = 0
     taken: int = 0
     duplicates: int = 0
-    outcomes: list[Outcome] | None = None
 
 
 def poll_once(
@@ -47,7 +49,7 @@ def poll_once(
     mails), when no write is pending: when it says yes, the rest is left
     for the next poll.
     """
-    result = PollResult(outcomes=[])
+    result = PollResult()
     with sessions() as session:
         state = _state(session, mailbox)
         uids, highest = _new_uids(session, mailbox, state)
@@ -123,32 +125,44 @@ def _take(
     commit_every: int,
     should_stop: Callable[[], bool],
 ) -> bool:
-    """Take the mails; False if ``should_stop`` ended it early."""
-    pending = 0
+    """Take the mails, ``commit_every`` to a transaction; False if
+    ``should_stop`` ended it early."""
+    batch: list[Incoming] = []
     for fetched in mailbox.fetch(uids):
-        incoming = Incoming(
-            raw=fetched.raw,
-            label=f"{_where(mailbox)}/{fetched.uid}",
-            received_at=fetched.internaldate,
-            location=Location(
-                mailbox.account, mailbox.settings.folder, mailbox.uidvalidity, fetched.uid
-            ),
+        batch.append(
+            Incoming(
+                raw=fetched.raw,
+                label=f"{_where(mailbox)}/{fetched.uid}",
+                received_at=fetched.internaldate,
+                location=Location(
+                    mailbox.account, mailbox.settings.folder, mailbox.uidvalidity,
+                    fetched.uid,
+                ),
+            )
         )
-        outcome = ingest.take(session, incoming)
-        result.taken += outcome.outcome != "duplicate"
-        result.duplicates += outcome.outcome == "duplicate"
-        assert result.outcomes is not None
-        result.outcomes.append(outcome)
-        state.last_uid = max(state.last_uid or 0, fetched.uid)
-
-        pending += 1
-        if pending >= commit_every:
-            session.commit()
-            pending = 0
+        if len(batch) >= commit_every:
+            _commit(session, state, ingest, batch, result)
+            batch = []
             if should_stop():
                 return False
-    session.commit()
+    _commit(session, state, ingest, batch, result)
     return True
+
+
+def _commit(
+    session: Session,
+    state: MailboxState,
+    ingest: Ingest,
+    batch: list[Incoming],
+    result: PollResult,
+) -> None:
+    """Take a batch and commit it with the folder's progress."""
+    for outcome in ingest.take_all(session, batch):
+        result.taken += outcome.outcome != "duplicate"
+        result.duplicates += outcome.outcome == "duplicate"
+    uids = [incoming.location.uid for incoming in batch if incoming.location]
+    state.last_uid = max([state.last_uid or 0, *uids])
+    session.commit()
 
 
 def _where(mailbox: Mailbox) -> str:

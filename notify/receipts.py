@@ -38,12 +38,15 @@ def queue_receipt(
     *,
     sender_is_known: bool,
     auto_reply: bool,
+    correction: bool | None = None,
 ) -> list[Notice]:
     """Queue what ``mail`` should be answered with; return the notices.
 
     Bounces and auto-replies get no answer (answering them starts mail
     loops), though a problem in one still reaches the coordinator; unknown
     senders get an answer only when the configuration says so.
+    ``correction`` says whether a report replaces an earlier version of
+    its month; the pipeline knows, else the stored history is read.
     """
     may_answer = (
         not auto_reply
@@ -55,7 +58,9 @@ def queue_receipt(
 
     queued: list[Notice | None] = []
     if may_answer:
-        queued.append(_queue_answer(session, config, mail, reports, problems))
+        queued.append(
+            _queue_answer(session, config, mail, reports, problems, correction)
+        )
     queued.append(
         _queue_attention(session, config, mail, reports, problems, may_answer)
     )
@@ -68,6 +73,7 @@ def _queue_answer(
     mail: Mail,
     reports: list[Report],
     problems: list[Problem],
+    correction: bool | None,
 ) -> Notice | None:
     context = _mail_context(session, config, mail, problems)
     if not reports:
@@ -83,7 +89,11 @@ def _queue_answer(
         )
 
     first = reports[0]
-    context.update(_receipt_context(session, config, reports))
+    if correction is None:
+        correction = any(
+            len(history(session, r.unit_id, r.period)) > 1 for r in reports
+        )
+    context.update(_receipt_context(session, config, reports, correction))
     return notices.queue(
         session,
         kind="receipt",
@@ -151,7 +161,7 @@ def _mail_context(
 
 
 def _receipt_context(
-    session: Session, config: Config, reports: list[Report]
+    session: Session, config: Config, reports: list[Report], correction: bool
 ) -> dict[str, Any]:
     first = reports[0]
     year, month = first.period.split("-")
@@ -161,9 +171,7 @@ def _receipt_context(
         "period_label": period_label(first.period),
         "on_time": all(r.on_time for r in reports),
         "deadline": f"{int(year)}年{int(month)}月{config.reporting.deadline_day}日",
-        "correction": any(
-            len(history(session, r.unit_id, r.period)) > 1 for r in reports
-        ),
+        "correction": correction,
         "reports": [_report_json(session, r) for r in reports],
     }
 
@@ -188,7 +196,9 @@ def _report_heading(session: Session, report: Report) -> dict[str, str]:
 
 
 def _unit_name(session: Session, report: Report) -> str:
-    unit = session.get(Unit, report.unit_id)
+    # A new report carries its unit already; looking it up by id would
+    # cost a query when the roster was read in another session.
+    unit = report.unit or session.get(Unit, report.unit_id)
     return unit.name if unit else f"单位 {report.unit_id}"
 
 

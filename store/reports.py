@@ -5,30 +5,34 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session, lazyload
 
 from ingest.model import FIGURES, Number
 from store.models import Mail, Problem, Report, Unit, to_db, utc
 
 
-def add(session: Session, report: Report) -> Report | None:
+def add(
+    session: Session, report: Report, stored: list[Report] | None = None
+) -> Report | None:
     """Store a new version and return the version it supersedes, if any.
 
     The current version is the one *received* last, not the one processed
-    last: an old mail imported after a newer one must not win.
+    last: an old mail imported after a newer one must not win. ``stored``
+    are the unit's versions of the month when the caller has them already
+    (the pipeline reads a whole batch's in one query); else they are read.
     """
     session.add(report)
-    versions = [
-        version
-        for version in session.scalars(
-            select(Report).where(
-                Report.unit_id == report.unit_id,
-                Report.period == report.period,
+    if stored is None:
+        stored = list(
+            session.scalars(
+                select(Report).where(
+                    Report.unit_id == report.unit_id,
+                    Report.period == report.period,
+                )
             )
         )
-        if version is not report
-    ]
+    versions = [version for version in stored if version is not report]
     latest = max(versions, key=lambda r: (r.received_at, r.id), default=None)
     if latest is None:
         report.current = True
@@ -42,6 +46,26 @@ def add(session: Session, report: Report) -> Report | None:
 
     report.current = False
     return None
+
+
+def versions_of(
+    session: Session, keys: set[tuple[int, str]]
+) -> dict[tuple[int, str], list[Report]]:
+    """The stored versions of several (unit id, month) at once; every key
+    asked for is in the answer, with an empty list when it has none."""
+    found: dict[tuple[int, str], list[Report]] = {key: [] for key in keys}
+    if not keys:
+        return found
+    # Without the unit: the caller's new reports may bring the same units
+    # from the roster, and a session holds one object per row.
+    query = (
+        select(Report)
+        .where(tuple_(Report.unit_id, Report.period).in_(sorted(keys)))
+        .options(lazyload(Report.unit))
+    )
+    for report in session.scalars(query):
+        found[(report.unit_id, report.period)].append(report)
+    return found
 
 
 def history(session: Session, unit_id: int, period: str) -> list[Report]:

@@ -13,9 +13,9 @@ import io
 import logging
 import re
 import zipfile
+from types import ModuleType
 from typing import cast
 
-import openpyxl
 import xlrd
 from python_calamine import CalamineWorkbook
 
@@ -120,7 +120,7 @@ def _add_formulas(name: str, content: bytes, grids: list[Grid]) -> None:
     """Put the formulas calamine dropped (no saved result) into the grids."""
     by_name = {grid.sheet: grid for grid in grids}
     try:
-        workbook = openpyxl.load_workbook(
+        workbook = _openpyxl().load_workbook(
             io.BytesIO(content), read_only=True, data_only=False
         )
         for sheet in workbook.worksheets:
@@ -148,9 +148,17 @@ def _overlay(grid: Grid, sheet: object) -> None:
                 cells_of_row[col] = Formula(value)
 
 
+def _openpyxl() -> ModuleType:
+    # Imported when first needed: it pulls in numpy, a fifth of a second
+    # of start-up that most polls never use (calamine reads most files).
+    import openpyxl
+
+    return openpyxl
+
+
 def _read_openpyxl(name: str, content: bytes, data_only: bool) -> list[Grid]:
     try:
-        workbook = openpyxl.load_workbook(
+        workbook = _openpyxl().load_workbook(
             io.BytesIO(content), read_only=True, data_only=data_only
         )
         grids = [Grid(ws.title, _stream_rows(ws)) for ws in workbook.worksheets]
