@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
@@ -85,6 +87,14 @@ AfterMail = Callable[[Session, Outcome], None]
 
 VersionKey = tuple[int, str]
 
+# A backlog is read (decode and tables, half of a mail's time) in chunks by
+# a second process, on the second core, while this one stores the chunk
+# before; one reader keeps up with the storing. Smaller batches are read
+# here: a pushed mail must not wait for a process to start.
+_READERS = 1
+_CHUNK = 25
+_POOL_FROM = 50
+
 
 @dataclass
 class _Read:
@@ -97,6 +107,15 @@ class _Read:
     received: dt.datetime
     reports: list[Report] = field(default_factory=list)
     error: Exception | None = None
+
+
+@dataclass
+class _Contents:
+    """What a mail holds, read without the database."""
+
+    decoded: DecodedMail
+    tables: list[tuple[Attachment, Table]]
+    problems: list[Issue]
 
 
 class _Known:
@@ -136,6 +155,7 @@ class Ingest:
         self.roster = roster
         self.after_mail = after_mail
         self.data_dir = config.data_dir
+        self._pool: ProcessPoolExecutor | None = None
 
     def take(self, session: Session, incoming: Incoming) -> Outcome:
         """Store one mail and everything read from it. Never raises for a
@@ -155,35 +175,96 @@ class Ingest:
             raise
         return outcomes
 
+    def close(self) -> None:
+        """Stop the reading processes, if a backlog started them."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
     def _take_kept(
         self, session: Session, batch: list[Incoming], kept: list[tuple[str, str]]
     ) -> list[Outcome]:
-        # Reading mails and tables touches no database, so the whole batch
-        # is read first and its lookups made in one query each.
         message_ids = [_message_id(incoming.raw) for incoming in batch]
         known = _Known(session, [(k[0], m) for k, m in zip(kept, message_ids)])
-        read = [
-            None if known.find(sha256, message_id) else self._read_mail(incoming, sha256, path)
-            for incoming, (sha256, path), message_id in zip(batch, kept, message_ids)
+        new = [
+            i for i, ((sha256, _), message_id) in enumerate(zip(kept, message_ids))
+            if known.find(sha256, message_id) is None
         ]
-        versions = report_store.versions_of(
-            session,
-            {(r.unit_id, r.period) for mail in read if mail for r in mail.reports},
-        )
+        chunks = [new[start:start + _CHUNK] for start in range(0, len(new), _CHUNK)]
+        futures = self._submit(batch, chunks)
 
-        outcomes = []
-        for incoming, (sha256, _), message_id, mail in zip(batch, kept, message_ids, read):
-            seen = known.find(sha256, message_id)
-            if seen is not None or mail is None:
+        # Reading touches no database, so each chunk is read (by the pool
+        # while the chunk before is stored) and its stored versions looked
+        # up in one query before its mails are stored one by one.
+        outcomes: dict[int, Outcome] = {}
+        for number, chunk in enumerate(chunks):
+            contents = self._contents(batch, chunk, futures[number] if futures else None)
+            read = [
+                self._read_mail(batch[i], *kept[i], found)
+                for i, found in zip(chunk, contents)
+            ]
+            versions = report_store.versions_of(
+                session, {(r.unit_id, r.period) for mail in read for r in mail.reports}
+            )
+            for i, mail in zip(chunk, read):
+                outcomes[i] = self._take_read(session, mail, versions, known, message_ids[i])
+
+        for i, incoming in enumerate(batch):
+            if i not in outcomes:
+                seen = known.find(kept[i][0], message_ids[i])
                 assert seen is not None
-                outcomes.append(self._duplicate(session, seen, incoming))
-                continue
-            outcome = self._store_or_fail(session, mail, versions)
-            assert outcome.mail is not None
-            known.add(outcome.mail)
-            _log_outcome(outcome)
-            outcomes.append(outcome)
-        return outcomes
+                outcomes[i] = self._duplicate(session, seen, incoming)
+        return [outcomes[i] for i in range(len(batch))]
+
+    def _take_read(
+        self,
+        session: Session,
+        read: _Read,
+        versions: dict[VersionKey, list[Report]],
+        known: _Known,
+        message_id: str | None,
+    ) -> Outcome:
+        """Store a mail read, unless the same mail came earlier in the batch."""
+        seen = known.find(read.sha256, message_id)
+        if seen is not None:
+            return self._duplicate(session, seen, read.incoming)
+        outcome = self._store_or_fail(session, read, versions)
+        assert outcome.mail is not None
+        known.add(outcome.mail)
+        _log_outcome(outcome)
+        return outcome
+
+    def _submit(
+        self, batch: list[Incoming], chunks: list[list[int]]
+    ) -> list[Future[list[_Contents | Exception]]] | None:
+        """Hand a backlog's chunks to the reading processes; None when the
+        batch is too small for them to pay off."""
+        if sum(len(chunk) for chunk in chunks) < _POOL_FROM:
+            return None
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                _READERS, mp_context=multiprocessing.get_context("forkserver")
+            )
+        limit = self.config.mailbox.max_attachment_bytes
+        return [
+            self._pool.submit(_read_all, [batch[i].raw for i in chunk], limit)
+            for chunk in chunks
+        ]
+
+    def _contents(
+        self,
+        batch: list[Incoming],
+        chunk: list[int],
+        future: Future[list[_Contents | Exception]] | None,
+    ) -> list[_Contents | Exception]:
+        if future is not None:
+            try:
+                return future.result()
+            except Exception:  # a lost process must not lose its mails
+                logger.warning("reading process failed; reading here", exc_info=True)
+                self.close()
+        limit = self.config.mailbox.max_attachment_bytes
+        return _read_all([batch[i].raw for i in chunk], limit)
 
     def _duplicate(self, session: Session, mail: Mail, incoming: Incoming) -> Outcome:
         if incoming.location is not None:
@@ -191,21 +272,22 @@ class Ingest:
         logger.info("%s: already taken as mail %d, skipped", incoming.label, mail.id)
         return Outcome(incoming.label, mail, "duplicate")
 
-    def _read_mail(self, incoming: Incoming, sha256: str, raw_path: str) -> _Read:
-        """Decode the mail and read its tables into unsaved reports; a
-        failure is kept to be recorded with the mail."""
+    def _read_mail(
+        self, incoming: Incoming, sha256: str, raw_path: str, found: _Contents | Exception
+    ) -> _Read:
+        """The mail's reports, unsaved; a failure is kept to be recorded
+        with the mail."""
         outcome = Outcome(incoming.label, None, "stored")
         read = _Read(incoming, sha256, raw_path, outcome, _received_at(incoming, None))
         try:
-            decoded = decode_mail(
-                incoming.raw,
-                max_attachment_bytes=self.config.mailbox.max_attachment_bytes,
+            if isinstance(found, Exception):
+                raise found
+            outcome.decoded = found.decoded
+            outcome.problems += found.problems
+            read.received = _received_at(incoming, found.decoded)
+            read.reports = self._reports(
+                outcome, found.decoded, found.tables, read.received
             )
-            outcome.decoded = decoded
-            read.received = _received_at(incoming, decoded)
-            outcome.problems += decoded.problems
-            tables = self._read(decoded, outcome)
-            read.reports = self._reports(outcome, decoded, tables, read.received)
         except Exception as exc:  # noqa: BLE001 - a bad mail becomes its problem
             read.error = exc
         return read
@@ -269,42 +351,6 @@ class Ingest:
         if self.after_mail is not None:
             self.after_mail(session, outcome)
         return outcome
-
-    def _read(
-        self, decoded: DecodedMail, outcome: Outcome
-    ) -> list[tuple[Attachment, Table]]:
-        if not decoded.attachments and not decoded.problems:
-            outcome.problems.append(
-                Issue(
-                    "no-attachment",
-                    "the mail has no attachment; attach the filled-in "
-                    "statistics table (.xlsx, .xls or .docx) and send it again",
-                )
-            )
-            return []
-
-        tables = []
-        for attachment in decoded.attachments:
-            try:
-                found = read_tables(attachment.filename, attachment.content)
-            except NotATable:
-                logger.debug("%s: %s is not a table", outcome.label, attachment.filename)
-                continue
-            except TableError as exc:
-                outcome.problems.append(Issue(exc.code, str(exc)))
-                continue
-            tables += [(attachment, table) for table in found]
-
-        if decoded.attachments and not tables and not outcome.problems:
-            names = "、".join(a.filename for a in decoded.attachments)
-            outcome.problems.append(
-                Issue(
-                    "no-table",
-                    f"none of the attachments ({names}) holds the statistics "
-                    f"table; attach the filled-in table and send it again",
-                )
-            )
-        return tables
 
     def _reports(
         self,
@@ -445,6 +491,55 @@ class Ingest:
             if self.after_mail is not None:
                 self.after_mail(session, outcome)
         return outcome
+
+
+def _read_all(raws: list[bytes], max_attachment_bytes: int) -> list[_Contents | Exception]:
+    """Decode mails and read their tables: the part of ingest that needs
+    no database, run in a reading process for a backlog."""
+    found: list[_Contents | Exception] = []
+    for raw in raws:
+        try:
+            decoded = decode_mail(raw, max_attachment_bytes=max_attachment_bytes)
+            problems = list(decoded.problems)
+            found.append(_Contents(decoded, _read(decoded, problems), problems))
+        except Exception as exc:  # noqa: BLE001 - a bad mail becomes its problem
+            found.append(exc)
+    return found
+
+
+def _read(decoded: DecodedMail, problems: list[Issue]) -> list[tuple[Attachment, Table]]:
+    if not decoded.attachments and not decoded.problems:
+        problems.append(
+            Issue(
+                "no-attachment",
+                "the mail has no attachment; attach the filled-in "
+                "statistics table (.xlsx, .xls or .docx) and send it again",
+            )
+        )
+        return []
+
+    tables = []
+    for attachment in decoded.attachments:
+        try:
+            found = read_tables(attachment.filename, attachment.content)
+        except NotATable:
+            logger.debug("%s is not a table", attachment.filename)
+            continue
+        except TableError as exc:
+            problems.append(Issue(exc.code, str(exc)))
+            continue
+        tables += [(attachment, table) for table in found]
+
+    if decoded.attachments and not tables and not problems:
+        names = "、".join(a.filename for a in decoded.attachments)
+        problems.append(
+            Issue(
+                "no-table",
+                f"none of the attachments ({names}) holds the statistics "
+                f"table; attach the filled-in table and send it again",
+            )
+        )
+    return tables
 
 
 def _verdict(outcome: Outcome) -> str:

@@ -57,10 +57,14 @@ def poll_once(
         complete = True
         if uids:
             logger.info("mailbox %s: %d new mail(s)", _where(mailbox), len(uids))
-            complete = _take(
-                session, mailbox, state, uids, ingest(session), result, commit_every,
-                should_stop,
-            )
+            taker = ingest(session)
+            try:
+                complete = _take(
+                    session, mailbox, state, uids, taker, result, commit_every,
+                    should_stop,
+                )
+            finally:
+                taker.close()
 
         if complete:
             state.last_uid = max(state.last_uid or 0, highest)
