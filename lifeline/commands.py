@@ -53,7 +53,8 @@ def poll(args: argparse.Namespace) -> int:
         with app.mailbox() as mailbox:
             result = poll_once(
                 app.sessions, mailbox, app.ingest,
-                commit_every=1, should_stop=lambda: not poll_lease.keep(),
+                commit_every=app.config.mailbox.batch_size,
+                should_stop=lambda: not poll_lease.keep(),
             )
     finally:
         poll_lease.give_up()
