@@ -14,11 +14,19 @@ pytest_plugins = ["databases"]
 
 @pytest.fixture
 def shared_dir() -> Path:
-    """The shared/ folder beside the clone, where samples and the domain live."""
+    """The shared/ folder beside the clone, where samples and the domain live.
+
+    Many tests assert real values from its sample mails; without it they
+    cannot run, so a missing folder fails with what to do about it.
+    """
     configured = os.environ.get("LIFELINE_SHARED")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "shared"
+    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared"
+    if not (path / "samples" / "mails").is_dir():
+        pytest.fail(
+            f"the shared samples are not at {path}: put the shared/ folder "
+            f"beside this clone, or set LIFELINE_SHARED to where it is"
+        )
+    return path
 
 
 @pytest.fixture(autouse=True)
