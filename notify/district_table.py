@@ -84,6 +84,8 @@ def write_district_table(summary: SummaryData, path: Path | str) -> None:
     os.close(handle)
     try:
         workbook.save(temporary)
+        # mkstemp makes the file private; the table is for sharing.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -170,3 +172,9 @@ def _layout(sheet: Worksheet) -> None:
     sheet.column_dimensions[LAST_COLUMN].width = 24
     sheet.freeze_panes = f"B{FIRST_DATA_ROW}"
     sheet.print_title_rows = "3:4"
+    # Printed on one landscape page wide, as the district table is filed.
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True

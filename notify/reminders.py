@@ -64,7 +64,9 @@ def due_reminders(
     moment, step = max(due, key=lambda pair: pair[0])
     deadline = deadline_of(period, config)
     plans = []
-    for status in overview(session, period).named("missing"):
+    # Reports received after ``at`` do not count: a dry run for a past
+    # moment shows what was due then.
+    for status in overview(session, period, as_of=local).named("missing"):
         unit = status.unit
         plan = PlannedReminder(
             unit_id=unit.id,

@@ -70,7 +70,7 @@ class SummaryData:
 
     @property
     def corrections(self) -> list[str]:
-        return [f"{u.name}（{u.versions}次）" for u in self.units if u.versions > 1]
+        return [f"{u.name}（更正{u.versions - 1}次）" for u in self.units if u.versions > 1]
 
     def rate(self, count: int) -> str:
         if not self.units:
@@ -209,11 +209,17 @@ def _round(value: Number) -> Number:
 
 
 def queue_summary(
-    session: Session, config: Config, period: str, now: dt.datetime
+    session: Session,
+    config: Config,
+    period: str,
+    now: dt.datetime,
+    step: str = "monthly",
 ) -> Notice | None:
-    """Queue the monthly summary of ``period`` to the coordinator, with the
-    district table attached; nothing if it is queued already."""
-    key = notices.default_key("summary", "monthly", None, period)
+    """Queue the summary of ``period`` to the coordinator, with the district
+    table attached; nothing if this step is queued already. The scheduled
+    one is step "monthly"; one asked for on demand names its own step, so
+    the coordinator can have it again after late corrections."""
+    key = notices.default_key("summary", step, None, period)
     if not config.notify.coordinator:
         logger.warning("summary %s: notify.coordinator is empty, not sent", period)
         return None
@@ -234,7 +240,7 @@ def queue_summary(
     return notices.queue(
         session,
         kind="summary",
-        step="monthly",
+        step=step,
         recipients=[config.notify.coordinator],
         context=context,
         period=period,

@@ -97,23 +97,32 @@ class MonthOverview:
         return [u for u in self.units if u.status == status]
 
 
-def overview(session: Session, period: str) -> MonthOverview:
-    """Every roster unit active in ``period`` with its current report."""
+def overview(
+    session: Session, period: str, as_of: dt.datetime | None = None
+) -> MonthOverview:
+    """Every roster unit active in ``period`` with its current report, or
+    with the report that was current at ``as_of`` (aware) when given."""
     units = [
         unit
         for unit in session.scalars(select(Unit).order_by(Unit.id))
         if unit.active_in(period)
     ]
-    reports = list(session.scalars(select(Report).where(Report.period == period)))
+    query = select(Report).where(Report.period == period)
+    if as_of is not None:
+        query = query.where(Report.received_at <= to_db(as_of))
+    reports = list(session.scalars(query))
 
-    statuses = [_status(unit, reports) for unit in units]
+    statuses = [_status(unit, reports, latest=as_of is not None) for unit in units]
     current = [s.report for s in statuses if s.report is not None]
     return MonthOverview(period, statuses, totals(current))
 
 
-def _status(unit: Unit, reports: list[Report]) -> UnitStatus:
+def _status(unit: Unit, reports: list[Report], latest: bool) -> UnitStatus:
     versions = [r for r in reports if r.unit_id == unit.id]
-    current = next((r for r in versions if r.current), None)
+    if latest:
+        current = max(versions, key=lambda r: (r.received_at, r.id), default=None)
+    else:
+        current = next((r for r in versions if r.current), None)
     if current is None:
         return UnitStatus(unit, "missing")
     status = "on-time" if current.on_time else "late"

@@ -93,7 +93,7 @@ def test_summary_data(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
         ["北街道"],
     )
     assert (context["reporting_rate"], context["on_time_rate"]) == ("67%", "33%")
-    assert context["corrections"] == ["西街道（2次）"]
+    assert context["corrections"] == ["西街道（更正1次）"]
     premises = data["east"]["premises_inspected"] + data["west"]["premises_inspected"]
     assert summary.totals["premises_inspected"] == premises == 40
     label, value, change, ytd = context["figures"][0]
@@ -197,13 +197,13 @@ def test_failed_notice_is_listed(
         build_month(session)
         from notify.reminders import queue_due_reminders
 
-        (reminder,) = queue_due_reminders(session, config, may(15))
+        queued = queue_due_reminders(session, config, may(15))
         session.commit()
 
     sender = SmtpSender(config.smtp, backoff_seconds=0.01)
     result = deliver_pending(sessions, config, sender)
 
-    assert result.failed == 1
+    assert result.failed == 1 and result.sent == len(queued) - 1
     with sessions() as session:
         summary = build_summary(session, config, "2025-05", NOW)
     (failed,) = summary.failed_notices
