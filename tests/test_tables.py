@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import time
 import tracemalloc
 
+import openpyxl
 import pytest
 
 import make_tables
@@ -90,6 +92,31 @@ def test_not_a_number_and_fraction_in_a_count() -> None:
         'Sheet!B6: "2.5" is not a whole number',
     ]
     assert {problem.code for problem in table.problems} == {"not-a-number"}
+
+
+def test_every_unreadable_cell_is_one_not_a_number_problem_naming_its_cell() -> None:
+    row = ["42,5", 10**15, "2 2", "186.7", 1e15, "12345678901", "1,20", "6（处）", 1.0e7, "1E+15", "12 （家）"]
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "报表"
+    make_tables.write_table(workbook.active, 1, 1, [row], (), (make_tables.TITLE,))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    table = read_tables("odd.xlsx", buffer.getvalue())[0]
+
+    assert [problem.message for problem in table.problems] == [
+        '报表!A4: "42,5" is not a number',
+        f'报表!B4: "{10**15}" is not a plausible count',
+        '报表!C4: "2 2" is not a number',
+        '报表!D4: "186.7" is not a whole number',
+        '报表!E4: "1000000000000000" is not a plausible count',
+        '报表!F4: "12345678901" is not a plausible area',
+        '报表!G4: "1,20" is not a number',
+        '报表!J4: "1E+15" is not a plausible count',
+    ]
+    assert {problem.code for problem in table.problems} == {"not-a-number"}
+    assert (table.values["drill_premises"], table.values["training_premises"]) == (0, 12)
+    assert (table.values["obstruction_found"], table.values["obstruction_cleared"]) == (6, 10_000_000)
 
 
 def test_negative_figure_is_kept_with_a_problem() -> None:

@@ -22,12 +22,13 @@ FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 @st.composite
 def written_counts(draw: st.DrawFn) -> tuple[int, str]:
-    """A count and one way a unit might write it."""
+    """A count and one way a unit might write it: commas only as thousands
+    separators, never spaces inside the number."""
     number = draw(st.integers(min_value=0, max_value=10_000_000))
     text = f"{number:,}" if draw(st.booleans()) else str(number)
     if draw(st.booleans()):
         text = text.translate(FULL_WIDTH)
-    text += draw(st.sampled_from(["", "处", "家", " 处", "个"]))
+    text += draw(st.sampled_from(["", "处", "家", " 处", "个", "（处）", " (家)"]))
     padding = draw(st.sampled_from(["", " ", "  ", "\u3000", "\n"]))
     return number, padding + text + padding
 
@@ -37,6 +38,38 @@ def test_any_written_count_parses_back_to_itself(case: tuple[int, str]) -> None:
     number, text = case
 
     assert parse_figure(text, "evacuation_found").value == number
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("6（处）", 6), ("6(处)", 6), ("12 （家）", 12), ("12处", 12), ("3 家", 3),
+        ("1,200", 1200), ("1,234,567", 1_234_567), ("１，２００", 1200), (" 24 ", 24),
+        ("\u300024\u3000", 24), ("10,000,000", 10_000_000), ("—", 0), ("无", 0),
+    ],
+)
+def test_written_forms_of_a_count(text: str, value: int) -> None:
+    assert parse_figure(text, "evacuation_found") == (value, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("42,5", "is not a number"), ("3,5", "is not a number"), ("1,2", "is not a number"),
+        ("1,20", "is not a number"), ("1,2000", "is not a number"), ("2 2", "is not a number"),
+        ("12,345,678", "is not a plausible count"), ("1e15", "is not a plausible count"),
+        (1e15, "is not a plausible count"), (10_000_001, "is not a plausible count"),
+        ("186.7", "is not a whole number"), ("处", "is not a number"), ("（处）", "is not a number"),
+        ("6（处", "is not a number"),
+    ],
+)
+def test_forms_that_are_not_a_count(raw: object, error: str) -> None:
+    assert parse_figure(raw, "premises_inspected") == (None, error)
+
+
+def test_implausible_area_is_named_an_area() -> None:
+    assert parse_figure(12_000_000.5, "barrier_area_m2") == (None, "is not a plausible area")
+    assert parse_figure("42,5", "barrier_area_m2") == (None, "is not a number")
 
 
 @given(st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False))

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from ingest.model import FIGURES, FRACTIONAL_FIGURES, Issue, Number, TableRow
 
-from .figures import Figure, as_number, parse_figure
+from .figures import MAX_FIGURE, Figure, as_number, parse_figure
 from .formulas import UnsupportedFormula, evaluate
 from .grid import Formula, Grid, cell_text
 from .header import MIN_GROUPS, Header, has_header_groups, label
@@ -31,8 +31,7 @@ _END = re.compile(
     r"|填表人|填报人|审核人|负责人|联系电话|制表|(?:报送|填报|上报)(?:单位|时间|日期)"
 )
 _SERIAL = re.compile(r"^[\d.、()]*$")
-# Beyond this a float no longer holds every whole number exactly.
-_LARGEST = 2.0**53
+_LONGEST_DIGITS = len(str(MAX_FIGURE))
 
 
 @dataclass
@@ -129,11 +128,12 @@ def _plain_number(raw: object, figure: str) -> Number | None:
     """The cell's figure when it is a usable number as it stands, which most
     cells are; they skip the text parser and its checks."""
     if type(raw) is int:
-        return raw if raw >= 0 else None
+        return raw if 0 <= raw <= MAX_FIGURE else None
     if type(raw) is str:
         # Word, CSV and HTML give text; plain ASCII digits are the usual case.
-        return int(raw) if raw.isdigit() and raw.isascii() else None
-    if type(raw) is not float or not 0 <= raw < _LARGEST:
+        plain = raw.isdigit() and raw.isascii() and len(raw) <= _LONGEST_DIGITS
+        return int(raw) if plain and int(raw) <= MAX_FIGURE else None
+    if type(raw) is not float or not 0 <= raw <= MAX_FIGURE:
         return None
     if raw.is_integer():
         return int(raw)
@@ -155,11 +155,18 @@ def _parse_cell(grid: Grid, raw: object, figure: str) -> Figure:
 
 
 def _not_a_number(grid: Grid, row: int, col: int, raw: object, error: str) -> Issue:
-    shown = raw.text if isinstance(raw, Formula) else raw
+    shown = raw.text if isinstance(raw, Formula) else _shown(raw)
     if isinstance(raw, Formula):
         advice = "open the file in Excel or WPS, save it and send it again"
         return Issue("not-a-number", f"{grid.cell_name(row, col)}: {error}; {advice}")
     return Issue("not-a-number", f'{grid.cell_name(row, col)}: "{shown}" {error}')
+
+
+def _shown(raw: object) -> object:
+    """A whole float as the person typed it: 1000000000000000, not ….0."""
+    if type(raw) is float and raw.is_integer():
+        return int(raw)
+    return raw
 
 
 def _negative(grid: Grid, row: int, col: int, value: Number) -> Issue:
