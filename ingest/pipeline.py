@@ -371,12 +371,15 @@ class Ingest:
                 )
             )
 
-        reports = []
-        seen: set[tuple[int, str, str]] = set()
+        found = []
         for attachment, table in tables:
             report = self._report(outcome, decoded, attachment, table, received, sender_unit)
-            if report is None:
-                continue
+            if report is not None:
+                found.append((attachment.filename, report))
+
+        reports = []
+        seen: set[tuple[int, str, str]] = set()
+        for report in _latest_per_unit(found):
             key = (report.unit_id, report.period, repr(sorted(report.values.items())))
             if key in seen:
                 continue  # the same table twice in one mail (.xlsx and .xls)
@@ -393,11 +396,14 @@ class Ingest:
         received: dt.datetime,
         sender_unit: Unit | None,
     ) -> Report | None:
-        warnings = list(table.warnings)
-        unit = self._unit(decoded, table, sender_unit, warnings)
         outcome.problems += [
             Issue(p.code, f"{attachment.filename}: {p.message}") for p in table.problems
         ]
+        if not _usable(table):
+            return None
+
+        warnings = list(table.warnings)
+        unit = self._unit(decoded, table, sender_unit, warnings)
         if unit is None:
             outcome.problems.append(
                 Issue(
@@ -442,6 +448,14 @@ class Ingest:
         warnings: list[Issue],
     ) -> Unit | None:
         named = self.roster.match_name(table.unit_name)
+        if named is None and table.unit_name:
+            warnings.append(
+                Issue(
+                    "unknown-unit-name",
+                    f"报送单位 {table.unit_name} is not a unit of the roster; "
+                    f"filed under the sender's unit",
+                )
+            )
         if named is None:
             return sender_unit or self.roster.match_name(decoded.sender_name)
 
@@ -512,14 +526,24 @@ def _read(decoded: DecodedMail, problems: list[Issue]) -> list[tuple[Attachment,
         problems.append(
             Issue(
                 "no-attachment",
-                "the mail has no attachment; attach the filled-in "
-                "statistics table (.xlsx, .xls or .docx) and send it again",
+                "the mail has no table attached (photos and links are not "
+                "read); attach the filled-in statistics table (.xlsx, .xls or "
+                ".docx) and send it again",
             )
         )
         return []
 
     tables = []
     for attachment in decoded.attachments:
+        if not attachment.content:
+            problems.append(
+                Issue(
+                    "unreadable-file",
+                    f"{attachment.filename}: the file is empty (0 bytes); "
+                    f"attach the filled-in table again",
+                )
+            )
+            continue
         try:
             found = read_tables(attachment.filename, attachment.content)
         except NotATable:
@@ -540,6 +564,41 @@ def _read(decoded: DecodedMail, problems: list[Issue]) -> list[tuple[Attachment,
             )
         )
     return tables
+
+
+# Problems that make a table's figures untrustworthy: such a table is not
+# stored, so it can never replace a good earlier report; the sender is told
+# which cells to fix. (A negative figure is kept as read, with its problem.)
+_REFUSING = frozenset({"not-a-number", "empty-table"})
+
+
+def _usable(table: Table) -> bool:
+    return bool(table.rows) and not any(p.code in _REFUSING for p in table.problems)
+
+
+def _latest_per_unit(reports: list[tuple[str, Report]]) -> list[Report]:
+    """One report per unit and file: the latest month's. A workbook often
+    keeps last month's sheet beside this month's; the older copy must not
+    be filed again, least of all as a correction."""
+    best: dict[tuple[str, int], Report] = {}
+    for attachment, report in reports:
+        key = (attachment, report.unit_id)
+        if key not in best or report.period > best[key].period:
+            best[key] = report
+    kept = list(best.values())
+    for attachment, report in reports:
+        if report not in kept:
+            chosen = best[(attachment, report.unit_id)]
+            chosen.warnings = [
+                *chosen.warnings,
+                Issue(
+                    "sheet-ignored",
+                    f"{attachment}: sheet {report.sheet} ({report.period}) was "
+                    f"not read as a report: the file's sheet {chosen.sheet} is "
+                    f"for a later month ({chosen.period})",
+                ).as_json(),
+            ]
+    return [report for _, report in reports if report in kept]
 
 
 def _verdict(outcome: Outcome) -> str:

@@ -8,18 +8,21 @@ import json
 import logging
 import sys
 
+from sqlalchemy.orm import Session
+
 from ingest import sources
+from ingest.pipeline import Incoming, Ingest
 from ingest.poll import poll_once
 from ingest.tables import read_tables
 from lifeline import config as config_module
-from lifeline import demo as demo_module
 from lifeline import output
 from lifeline.app import App
 from lifeline.config import Config
-from lifeline.errors import LifelineError, NotATable, TableError
+from lifeline.errors import ConfigError, LifelineError, NotATable, TableError
 from lifeline.progress import Progress
-from notify.deliver import deliver_pending
+from notify.deliver import DeliveryResult, deliver_pending
 from store import lease, reports, roster
+from store.models import Unit
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,16 @@ def run(args: argparse.Namespace) -> int:
     return Daemon(_app(args)).run()
 
 
+def _deliver(app: App) -> DeliveryResult:
+    """Send what is queued. Nowhere to send is not a reason to fail a
+    command whose mail is already stored: the notices wait in the queue."""
+    try:
+        return deliver_pending(app.sessions, app.config)
+    except ConfigError as exc:
+        logger.warning("%s; the notices stay queued until then", exc)
+        return DeliveryResult()
+
+
 def poll(args: argparse.Namespace) -> int:
     app = _app(args)
     poll_lease = lease.Keeper(app.sessions, lease.POLL, lease.POLL_TTL)
@@ -58,7 +71,7 @@ def poll(args: argparse.Namespace) -> int:
             )
     finally:
         poll_lease.give_up()
-    delivery = deliver_pending(app.sessions, app.config)
+    delivery = _deliver(app)
     logger.info(
         "poll done: %d new, %d taken, %d already known; notices sent %d, failed %d",
         result.new, result.taken, result.duplicates, delivery.sent, delivery.failed,
@@ -73,17 +86,35 @@ def import_(args: argparse.Namespace) -> int:
         ingest.after_mail = None
 
     progress = Progress("import", sources.count(args.paths))
+    batch: list[Incoming] = []
     with app.sessions() as session:
         for incoming in sources.read(args.paths):
-            outcome = ingest.take(session, incoming)
-            session.commit()
-            if args.json:
-                _print_json(output.outcome_json(outcome))
-            progress.step()
+            batch.append(incoming)
+            if len(batch) >= app.config.mailbox.batch_size:
+                _import_batch(session, ingest, batch, args.json, progress)
+        _import_batch(session, ingest, batch, args.json, progress)
+    ingest.close()
     progress.done()
     if not args.no_notices:
-        deliver_pending(app.sessions, app.config)
+        _deliver(app)
     return 0
+
+
+def _import_batch(
+    session: Session,
+    ingest: Ingest,
+    batch: list[Incoming],
+    as_json: bool,
+    progress: Progress,
+) -> None:
+    """Take and commit one batch, then say what became of each mail."""
+    outcomes = ingest.take_all(session, batch) if batch else []
+    session.commit()
+    for outcome in outcomes:
+        if as_json:
+            _print_json(output.outcome_json(outcome))
+        progress.step()
+    batch.clear()
 
 
 def parse(args: argparse.Namespace) -> int:
@@ -119,18 +150,20 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unit_report(session, args: argparse.Namespace, tz: dt.tzinfo) -> int:  # type: ignore[no-untyped-def]
+def _unit_report(session: Session, args: argparse.Namespace, tz: dt.tzinfo) -> int:
     unit = roster.find(session, args.unit)
     if unit is None:
         raise LifelineError(f"no unit named {args.unit!r}; see 'lifeline units list'")
     versions = reports.history(session, unit.id, args.period)
-    if not args.history:
-        versions = [v for v in versions if v.current]
     if args.json:
-        _print_json({"unit": unit.name, "period": args.period, "versions": output.history_json(versions, tz)})
+        shown = versions if args.history else [v for v in versions if v.current]
+        _print_json(
+            {"unit": unit.name, "period": args.period,
+             "versions": output.history_json(shown, tz)}
+        )
     elif versions:
         print(f"{unit.name} {args.period}")
-        print(output.history_text(versions, tz))
+        print(output.history_text(versions, tz, current_only=not args.history))
     else:
         print(f"{unit.name} {args.period}: no report")
     return 0
@@ -191,7 +224,7 @@ def units_retire(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unit(session, name: str):  # type: ignore[no-untyped-def]
+def _unit(session: Session, name: str) -> Unit:
     unit = roster.find(session, name)
     if unit is None:
         raise LifelineError(f"no unit named {name!r}; see 'lifeline units list'")
@@ -210,7 +243,7 @@ def remind(args: argparse.Namespace) -> int:
             return 0
         reminders.queue_due_reminders(session, app.config, at)
         session.commit()
-    deliver_pending(app.sessions, app.config)
+    _deliver(app)
     return 0
 
 
@@ -225,10 +258,18 @@ def summary(args: argparse.Namespace) -> int:
         if args.xlsx:
             summaries.write_district_table(data, args.xlsx)
         if args.send:
-            summaries.queue_summary(session, app.config, args.period, now)
+            # Asked for by hand: its own step, so it goes out even when the
+            # scheduled summary of the month went already.
+            step = f"on-demand-{now:%Y%m%d%H%M%S}"
+            if summaries.queue_summary(session, app.config, args.period, now, step) is None:
+                raise LifelineError(
+                    "notify.coordinator: missing; set the coordinator's address "
+                    "to send the summary"
+                )
             session.commit()
     if args.send:
-        deliver_pending(app.sessions, app.config)
+        result = _deliver(app)
+        print(f"summary for {args.period}: sent {result.sent}, failed {result.failed}")
     return 0
 
 
@@ -240,6 +281,8 @@ def deliver(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from lifeline import demo as demo_module
+
     config = demo_module.prepare(args.dir)
     app = App(config)
     app.sync_roster()

@@ -97,21 +97,31 @@ def overview_text(overview: reports.MonthOverview, tz: dt.tzinfo) -> str:
     return "\n".join(lines)
 
 
-def history_text(versions: list[Report], tz: dt.tzinfo) -> str:
-    """Every version of one unit's report, with what each one changed."""
+def history_text(
+    versions: list[Report], tz: dt.tzinfo, current_only: bool = False
+) -> str:
+    """Every version of one unit's report (oldest first, numbered so), with
+    what each one changed; or only the current one, with its number."""
     lines = []
     previous: Report | None = None
     for number, report in enumerate(versions, start=1):
-        mark = " (current)" if report.current else ""
-        lines.append(
-            f"version {number}{mark}: received {_local(report, tz)}, "
-            f"{'on time' if report.on_time else 'late'}, mail "
-            f"{report.mail.source} <{report.mail.message_id or '-'}>, "
-            f"file {report.attachment}"
-        )
-        lines += [f"    {change}" for change in _changes(previous, report)]
+        if report.current or not current_only:
+            lines += _version_lines(number, report, previous, tz)
         previous = report
     return "\n".join(lines)
+
+
+def _version_lines(
+    number: int, report: Report, previous: Report | None, tz: dt.tzinfo
+) -> list[str]:
+    mark = " (current)" if report.current else ""
+    header = (
+        f"version {number}{mark}: received {_local(report, tz)}, "
+        f"{'on time' if report.on_time else 'late'}, mail "
+        f"{report.mail.source} {report.mail.message_id or '-'}, "
+        f"file {report.attachment}"
+    )
+    return [header] + [f"    {change}" for change in _changes(previous, report)]
 
 
 def history_json(versions: list[Report], tz: dt.tzinfo) -> list[dict[str, Any]]:

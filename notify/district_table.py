@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,7 +146,7 @@ def _total_row(sheet: Worksheet, row: int, summary: SummaryData) -> None:
         cell.font = Font(bold=True)
 
 
-def _write_row(sheet: Worksheet, row: int, cells: list[object]) -> None:
+def _write_row(sheet: Worksheet, row: int, cells: Sequence[object]) -> None:
     for column, value in enumerate(cells, start=1):
         cell = sheet.cell(row=row, column=column, value=value)
         cell.border = BOX

@@ -191,3 +191,55 @@ def test_unreadable_attachment_is_a_problem_naming_the_file(setup) -> None:  # t
 
     assert outcome == "problem" and reports == []
     assert problems == ["unreadable-file"]
+
+
+def test_blank_template_never_replaces_a_report(setup, shared_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    blank = (shared_dir / "samples" / "templates" / "template_openpyxl.xlsx").read_bytes()
+    early = dt.datetime(2025, 5, 10, 9, 0, tzinfo=SHANGHAI)
+    take(setup, mail("dcjd@example.cn", {"a.xlsx": table("东城街道")}, received=early))
+
+    outcome, reports, problems = take(setup, mail("dcjd@example.cn", {"空表.xlsx": blank}))
+
+    assert (outcome, reports, problems) == ("problem", [], ["empty-table"])
+    _, sessions, _ = setup
+    with sessions() as session:
+        (current,) = session.scalars(select(Report).where(Report.current)).all()
+        assert current.values["premises_inspected"] == ROW_A[0]
+
+
+def test_a_table_with_unreadable_cells_is_not_stored(setup) -> None:  # type: ignore[no-untyped-def]
+    row = ["约186家", *ROW_A[1:]]
+
+    outcome, reports, problems = take(setup, mail("dcjd@example.cn", {"a.xlsx": table("东城街道", row)}))
+
+    assert (outcome, reports, problems) == ("problem", [], ["not-a-number"])
+
+
+def test_last_months_sheet_beside_this_months_is_not_filed(setup) -> None:  # type: ignore[no-untyped-def]
+    workbook = openpyxl.Workbook()
+    june, may = workbook.active, workbook.create_sheet("5月")
+    june.title = "6月"
+    write_table(june, 1, 1, [ROW_B], lines=[TITLE, "报送单位：东城街道  报送时间：2025年6月12日"])
+    write_table(may, 1, 1, [ROW_A], lines=[TITLE, "报送单位：东城街道  报送时间：2025年5月15日"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    received = dt.datetime(2025, 6, 12, 9, 0, tzinfo=SHANGHAI)
+
+    _, reports, _ = take(
+        setup,
+        mail("dcjd@example.cn", {"统计表.xlsx": buffer.getvalue()}, subject="统计表", received=received),
+    )
+
+    assert reports == [("东城街道", "2025-06", ["sheet-ignored"])]
+
+
+def test_an_empty_file_is_unreadable_not_missing(setup) -> None:  # type: ignore[no-untyped-def]
+    outcome, _, problems = take(setup, mail("dcjd@example.cn", {"统计表.xlsx": b""}))
+
+    assert (outcome, problems) == ("problem", ["unreadable-file"])
+
+
+def test_unknown_unit_name_is_flagged(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("cgjd_2019@example.com", {"a.xlsx": table("城关社区居委会")})
+
+    assert take(setup, raw)[1] == [("城关街道", "2025-05", ["unknown-unit-name"])]
