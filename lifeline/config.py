@@ -8,12 +8,15 @@ a missing required value is refused at start-up, naming the key.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
+import re
 import tomllib
 import types
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,10 @@ from lifeline.errors import ConfigError
 
 DEFAULT_PATH = "config.toml"
 ENV_VAR = "LIFELINE_CONFIG"
+
+# local@domain.tld, nothing more: enough to catch a name or a typo where an
+# address belongs, without judging what a mail server would accept.
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(?:\.[^@\s<>,;.]+)+")
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,12 @@ def _check(config: Config) -> None:
         _check_time(step.time, f"notify.reminders[{i}].time")
     _check_time(config.notify.summary_time, "notify.summary_time")
 
+    for i, day in enumerate(config.notify.holidays):
+        _check_date(day, f"notify.holidays[{i}]")
+    _check_address(config.notify.coordinator, "notify.coordinator")
+    # The From header may carry a display name: "消防办 <xf@example.cn>".
+    _check_address(parseaddr(config.smtp.sender)[1], "smtp.from", config.smtp.sender)
+
 
 def _check_time(value: str, key: str) -> None:
     hours, _, minutes = value.partition(":")
@@ -272,6 +285,33 @@ def _check_time(value: str, key: str) -> None:
         minutes
     ) > 59:
         raise ConfigError(f'{key}: expected "HH:MM", got {value!r}')
+
+
+def _check_date(value: str, key: str) -> None:
+    """Holidays are compared as text with dates written YYYY-MM-DD, so the
+    other forms fromisoformat accepts (20251001) would never match."""
+    try:
+        valid = dt.date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f'{key}: expected a date written "YYYY-MM-DD" (2025-10-01), got {value!r}'
+        )
+
+
+def _check_address(address: str, key: str, value: str | None = None) -> None:
+    """An address, when one is set at all, must look like one."""
+    value = address if value is None else value
+    if value and not is_address(address):
+        raise ConfigError(
+            f"{key}: {value!r} is not a mail address; write it as name@example.cn"
+        )
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` has the shape of a mail address, local@domain.tld."""
+    return _ADDRESS.fullmatch(text) is not None
 
 
 def require(value: str, key: str) -> str:

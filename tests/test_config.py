@@ -51,6 +51,38 @@ def test_bad_values_name_their_key(data: dict, named: str) -> None:
     assert named in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("data", "named", "value"),
+    [
+        ({"notify": {"holidays": ["2025-10-01", "10月1日"]}}, "notify.holidays[1]", "10月1日"),
+        ({"notify": {"holidays": ["2025-13-01"]}}, "notify.holidays[0]", "2025-13-01"),
+        ({"notify": {"holidays": ["20251001"]}}, "notify.holidays[0]", "20251001"),
+        ({"notify": {"coordinator": "张科长"}}, "notify.coordinator", "张科长"),
+        ({"notify": {"coordinator": "zhang@example"}}, "notify.coordinator", "zhang@example"),
+        ({"smtp": {"from": "campaign mailbox"}}, "smtp.from", "campaign mailbox"),
+        ({"smtp": {"from": "消防办 <xf at example.cn>"}}, "smtp.from", "xf at example.cn"),
+    ],
+)
+def test_bad_dates_and_addresses_are_named_with_their_value(data: dict, named: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.from_dict(data)
+
+    assert named in str(caught.value) and value in str(caught.value)
+
+
+def test_good_dates_and_addresses_are_taken() -> None:
+    loaded = config.from_dict(
+        {
+            "notify": {"holidays": ["2025-10-01", "2026-02-17"], "coordinator": "zhang@example.cn"},
+            "smtp": {"from": "消防办 <xf@example.cn>"},
+            "mailbox": {"user": "report-inbox"},
+        }
+    )
+
+    assert loaded.notify.holidays == ("2025-10-01", "2026-02-17")
+    assert loaded.smtp.sender == "消防办 <xf@example.cn>"
+
+
 def test_missing_step_name_is_refused_with_the_key() -> None:
     with pytest.raises(ConfigError, match=r"notify\.reminders\[0\]"):
         config.from_dict({"notify": {"reminders": [{"day": 15}]}})
