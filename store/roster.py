@@ -1,7 +1,9 @@
 """The roster of units in the database: import, look-up, changes.
 
 Importing never deletes a unit: a unit missing from a new roster file is
-retired from a given month on, so its reports and history stay.
+retired from a given month on, so its reports and history stay. A name,
+alias or address must lead to one unit only, or mail could not be told
+apart: a roster that says otherwise is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.units import Roster
-from lifeline.errors import ConfigError
+from ingest.units import Roster, fold
+from lifeline.config import is_address
+from lifeline.errors import ConfigError, LifelineError
 from store.models import RosterChange, Unit, UnitAlias, UnitEmail
 
 logger = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ class RosterEntry:
     aliases: tuple[str, ...]
     emails: tuple[str, ...]
     kind: str
+    # Where the entry was read ("roster.csv, row 3"), for error messages.
+    where: str = field(default="", compare=False)
 
 
 def read_file(path: Path) -> list[RosterEntry]:
@@ -51,11 +58,13 @@ def read_file(path: Path) -> list[RosterEntry]:
             f"{path}: the first row must name the columns "
             f"{', '.join(COLUMNS)}; missing: {', '.join(missing)}"
         )
-    return [
+    entries = [
         _entry(dict(zip(header, row)), path, number)
         for number, row in enumerate(rows[1:], start=2)
         if any(str(c or "").strip() for c in row)
     ]
+    _refuse_clashes(_clashes_within(entries))
+    return entries
 
 
 def _csv_rows(data: bytes) -> list[list[object]]:
@@ -86,12 +95,70 @@ def _entry(row: dict[str, object], path: Path, number: int) -> RosterEntry:
     name = str(row.get("name") or "").strip()
     if not name:
         raise ConfigError(f"{path}, row {number}: the unit has no name")
+    emails = tuple(e.lower() for e in _split(row.get("emails")))
+    for address in emails:
+        if not is_address(address):
+            raise ConfigError(
+                f"{path}, row {number}: {address!r} ({name}) is not a mail "
+                f"address; write it as name@example.cn, several separated by |"
+            )
     return RosterEntry(
         name=name,
         aliases=_split(row.get("aliases")),
-        emails=tuple(e.lower() for e in _split(row.get("emails"))),
+        emails=emails,
         kind=str(row.get("kind") or "").strip(),
+        where=f"{path}, row {number}",
     )
+
+
+def _names(entry: RosterEntry) -> set[str]:
+    """The unit's name and aliases as the name matcher compares them."""
+    return {key for key in map(fold, (entry.name, *entry.aliases)) if key}
+
+
+def _clashes_within(entries: list[RosterEntry]) -> Iterator[str]:
+    """Names (folded) and addresses that two entries claim."""
+    by_name: dict[str, list[RosterEntry]] = defaultdict(list)
+    by_address: dict[str, list[RosterEntry]] = defaultdict(list)
+    for entry in entries:
+        for key in _names(entry):
+            by_name[key].append(entry)
+        for address in set(entry.emails):
+            by_address[address].append(entry)
+
+    for key, claimants in by_name.items():
+        if len(claimants) > 1:
+            yield f"the name or alias {_as_written(key, claimants)} " + _on(claimants)
+    for address, claimants in by_address.items():
+        if len(claimants) > 1:
+            yield f"the address {address} " + _on(claimants)
+
+
+def _as_written(key: str, entries: list[RosterEntry]) -> str:
+    """The forms of a folded name the entries use: 城关街道 / 城关街道办事处."""
+    written = {
+        text
+        for entry in entries
+        for text in (entry.name, *entry.aliases)
+        if fold(text) == key
+    }
+    return " / ".join(sorted(written))
+
+
+def _on(entries: list[RosterEntry]) -> str:
+    rows = "; ".join(f"{entry.where or 'the roster'} ({entry.name})" for entry in entries)
+    return f"is on {rows}"
+
+
+def _refuse_clashes(clashes: Iterable[str]) -> None:
+    found = list(clashes)
+    if found:
+        raise ConfigError(
+            "roster: a name, alias or address may belong to one unit only, "
+            "so that mail can be told apart; keep one row per unit and "
+            "remove each of these from all units but one:\n  "
+            + "\n  ".join(found)
+        )
 
 
 def sync(
@@ -105,8 +172,15 @@ def sync(
     changes made, one line each. Units missing from ``entries`` are retired
     from ``retire_from`` on when it is given, else left as they are; a
     retired unit listed again is reinstated only when ``reinstate`` (an
-    explicit import), not by the roster file loaded at every start."""
+    explicit import), not by the roster file loaded at every start.
+
+    Raises ConfigError, having changed nothing, when two entries claim one
+    name, alias or address, or an entry claims one of another unit in the
+    database."""
     existing = {u.name: u for u in session.scalars(select(Unit))}
+    _refuse_clashes(_clashes_within(entries))
+    _refuse_clashes(_clashes_with_database(existing.values(), entries))
+
     changes: list[str] = []
     for entry in entries:
         unit = existing.get(entry.name)
@@ -124,6 +198,38 @@ def sync(
                 changes.append(_log(session, name, "retired", f"from {retire_from}"))
     session.flush()
     return changes
+
+
+def _clashes_with_database(
+    units: Iterable[Unit], entries: list[RosterEntry]
+) -> Iterator[str]:
+    """Names and addresses the entries claim that belong to another unit
+    already in the database (adding would make a second owner)."""
+    owner_of_name: dict[str, Unit] = {}
+    owner_of_address: dict[str, Unit] = {}
+    for unit in units:
+        for text in (unit.name, *(alias.alias for alias in unit.aliases)):
+            owner_of_name.setdefault(fold(text), unit)
+        for email in unit.emails:
+            owner_of_address.setdefault(email.address.lower(), unit)
+
+    for entry in entries:
+        where = entry.where or "the roster"
+        for key in sorted(_names(entry)):
+            owner = owner_of_name.get(key)
+            if owner is not None and owner.name != entry.name:
+                yield (
+                    f"{where} ({entry.name}): the name or alias "
+                    f"{_as_written(key, [entry])} is already {owner.name}'s "
+                    "in the database"
+                )
+        for address in entry.emails:
+            owner = owner_of_address.get(address)
+            if owner is not None and owner.name != entry.name:
+                yield (
+                    f"{where} ({entry.name}): the address {address} is already "
+                    f"{owner.name}'s in the database"
+                )
 
 
 def _update(
@@ -154,9 +260,24 @@ def _log(session: Session, unit_name: str, action: str, detail: str) -> str:
 
 
 def add_email(session: Session, unit: Unit, address: str) -> str | None:
+    """Add ``address`` to ``unit``; None when it has it already. Raises
+    LifelineError when it is not an address or is another unit's."""
     address = address.strip().lower()
+    if not is_address(address):
+        raise LifelineError(
+            f"{address!r} is not a mail address; write it as name@example.cn"
+        )
     if any(e.address == address for e in unit.emails):
         return None
+
+    owner = session.scalar(
+        select(Unit).join(UnitEmail).where(UnitEmail.address == address)
+    )
+    if owner is not None:
+        raise LifelineError(
+            f"{address} is already an address of {owner.name}; an address "
+            "may belong to one unit only"
+        )
     unit.emails.append(UnitEmail(address=address))
     return _log(session, unit.name, "email added", address)
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
+from sqlalchemy.orm import Session
+
+from lifeline.errors import ConfigError, LifelineError
+from store import db, roster
+
+HEADER = "name,aliases,emails,kind\n"
 
 
 @pytest.fixture
@@ -77,3 +84,125 @@ def test_unknown_unit_is_a_clear_error(config: Path) -> None:
     printed = units(config, "show", "不存在的单位", ok=False)
 
     assert "no unit named '不存在的单位'" in printed
+
+
+def _roster_file(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "units.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "value", "rows_named"),
+    [
+        ("城关街道,,a@x.cn,\n东城街道,,b@x.cn,\n城关街道,,c@x.cn,\n", "城关街道", (2, 4)),
+        ("城关街道,城关办,a@x.cn,\n东城街道,城关办,b@x.cn,\n", "城关办", (2, 3)),
+        ("城关街道,,a@x.cn,\n东城街道,城关街道办事处,b@x.cn,\n", "城关街道办事处", (2, 3)),
+        ("城关街道,,a@x.cn,\n东城街道,,b@x.cn|A@X.cn,\n", "a@x.cn", (2, 3)),
+    ],
+    ids=["name twice", "alias on two units", "alias is another unit's name", "address on two units"],
+)
+def test_roster_file_claiming_a_name_or_address_twice_is_refused(
+    tmp_path: Path, rows: str, value: str, rows_named: tuple[int, int]
+) -> None:
+    path = _roster_file(tmp_path, rows)
+
+    with pytest.raises(ConfigError) as caught:
+        roster.read_file(path)
+
+    message = str(caught.value)
+    assert value in message and "one unit only" in message
+    for row in rows_named:
+        assert f"{path}, row {row}" in message
+
+
+def test_roster_file_with_a_word_for_an_address_is_refused(tmp_path: Path) -> None:
+    path = _roster_file(tmp_path, "城关街道,,a@x.cn|小王,\n")
+
+    with pytest.raises(ConfigError, match=r"row 2: '小王' \(城关街道\) is not a mail address"):
+        roster.read_file(path)
+
+
+def test_aliases_of_one_unit_that_fold_alike_are_fine(tmp_path: Path) -> None:
+    path = _roster_file(tmp_path, "城关街道,城关街道办事处|城关办,a@x.cn|a@x.cn,\n")
+
+    assert [entry.name for entry in roster.read_file(path)] == ["城关街道"]
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    """A session on a fresh database holding 城关街道 (alias 城关办, a@x.cn)."""
+    sessions = db.session_factory(db.open_engine(database_url))
+    with sessions() as opened:
+        roster.sync(opened, [roster.RosterEntry("城关街道", ("城关办",), ("a@x.cn",), "乡镇街道")])
+        opened.commit()
+        yield opened
+
+
+@pytest.mark.parametrize(
+    ("entry", "value"),
+    [
+        (roster.RosterEntry("东城街道", ("城关办",), ("b@x.cn",), ""), "城关办"),
+        (roster.RosterEntry("城关街道办事处", (), ("b@x.cn",), ""), "城关街道办事处"),
+        (roster.RosterEntry("东城街道", (), ("b@x.cn", "a@x.cn"), ""), "a@x.cn"),
+    ],
+    ids=["alias", "name", "address"],
+)
+def test_sync_refuses_what_another_unit_in_the_database_has(
+    session: Session, entry: roster.RosterEntry, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        roster.sync(session, [entry])
+
+    assert value in str(caught.value) and "城关街道's in the database" in str(caught.value)
+    assert [unit.name for unit in roster.all_units(session)] == ["城关街道"]
+    assert len(roster.changes_for(session, entry.name)) == 0
+
+
+def test_sync_of_the_same_unit_adds_what_is_new(session: Session) -> None:
+    changes = roster.sync(session, [roster.RosterEntry("城关街道", ("城关办", "城关"), ("a@x.cn", "c@x.cn"), "")])
+
+    assert changes == ["城关街道: alias added 城关", "城关街道: email added c@x.cn"]
+
+
+def test_add_email_refuses_what_is_not_an_address(session: Session) -> None:
+    unit = roster.find(session, "城关街道")
+    assert unit is not None
+
+    for text in ("not-an-address", "a b@x.cn", "wang@localhost", "@x.cn"):
+        with pytest.raises(LifelineError, match=f"'{text}' is not a mail address"):
+            roster.add_email(session, unit, text)
+
+
+def test_add_email_refuses_another_units_address(session: Session) -> None:
+    roster.sync(session, [roster.RosterEntry("东城街道", (), ("b@x.cn",), "")])
+    unit = roster.find(session, "东城街道")
+    assert unit is not None
+
+    with pytest.raises(LifelineError, match="A@x.cn is already an address of 城关街道".lower()):
+        roster.add_email(session, unit, " A@x.cn ")
+    assert [email.address for email in unit.emails] == ["b@x.cn"]
+    assert roster.add_email(session, unit, "b@x.cn") is None
+
+
+def test_duplicate_in_the_configured_roster_is_a_clear_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    path = _roster_file(tmp_path, "城关街道,,a@x.cn,\n城关街道,,b@x.cn,\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[store]\ndata_dir = "{tmp_path / "data"}"\n\n[roster]\nfile = "{path}"\n',
+        encoding="utf-8",
+    )
+
+    printed = units(config, "list", ok=False)
+
+    assert "Traceback" not in printed
+    assert f"{path}, row 2" in printed and f"{path}, row 3" in printed and "城关街道" in printed
+
+
+def test_add_email_of_another_unit_on_the_command_line(config: Path) -> None:
+    printed = units(config, "add-email", "北山镇", "CGJD_2019@example.com", ok=False)
+
+    assert "cgjd_2019@example.com is already an address of 城关街道" in printed
+    assert "Traceback" not in printed
