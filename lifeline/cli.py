@@ -20,17 +20,29 @@ logger = logging.getLogger("lifeline")
 LOG_FILE_VAR = "LIFELINE_LOG_FILE"
 
 
+# The exit status a shell gives a command killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        # Output to a pipe is buffered; a reader gone early shows here.
+        sys.stdout.flush()
+        return status
     except LifelineError as exc:
         logger.error("%s", exc)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `lifeline report ... | head -1`: the reader has all it wants.
+        # Python flushes stdout again at exit, so it must point elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _setup_logging(verbose: bool) -> None:
