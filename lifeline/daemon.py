@@ -182,7 +182,8 @@ class Daemon:
         with self._store_lock:
             result = poll_once(
                 self.app.sessions, self.mailbox, self.app.ingest,
-                commit_every=1, should_stop=self._should_pause,
+                commit_every=self.config.mailbox.batch_size,
+                should_stop=self._should_pause,
             )
         self.failures.recovered()
         if result.taken:

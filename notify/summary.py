@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -19,7 +20,6 @@ from sqlalchemy.orm import Session
 from ingest.model import FIGURES, Number
 from lifeline.config import Config, ReminderStep
 from notify.compose import render_text
-from notify.district_table import write_district_table
 from notify.reminders import local_moment, step_moment
 from notify.wording import (
     NEEDS_A_PERSON,
@@ -266,3 +266,12 @@ def queue_due_summary(
 def format_summary(data: SummaryData) -> str:
     """What ``lifeline summary --dry-run`` prints: the mail's text."""
     return render_text("coordinator-summary", data.as_context())
+
+
+def write_district_table(summary: SummaryData, path: Path | str) -> None:
+    """The district table as .xlsx at ``path``."""
+    # Imported here: openpyxl (and numpy with it) would add a fifth of a
+    # second to the daemon's start-up for a table written once a month.
+    from notify import district_table
+
+    district_table.write_district_table(summary, path)

@@ -38,6 +38,7 @@ def write_config(
     database_url: str = "",
     poll_interval_seconds: int = 300,
     idle: bool = True,
+    batch_size: int = 200,
     extra: str = "",
 ) -> Path:
     """A daemon configuration for ``dovecot``, with the data and the
@@ -48,7 +49,8 @@ def write_config(
         f'[mailbox]\nhost = "{dovecot.host}"\nport = {dovecot.port}\n'
         f'tls = "none"\nuser = "{dovecot.user}"\npassword_env = "{PASSWORD_ENV}"\n'
         f"poll_interval_seconds = {poll_interval_seconds}\n"
-        f"idle = {'true' if idle else 'false'}\ntimeout_seconds = 5\n\n"
+        f"idle = {'true' if idle else 'false'}\ntimeout_seconds = 5\n"
+        f"batch_size = {batch_size}\n\n"
         f'[store]\ndata_dir = "{folder / "data"}"\n{store_url}\n'
         f'[roster]\nfile = "{shared_dir / "samples" / "roster.csv"}"\n\n'
         f'[notify]\noutbox_dir = "{folder / "outbox"}"\n'
@@ -249,12 +251,13 @@ def test_sigterm_in_a_backlog_stops_between_mails(
     tmp_path: Path, dovecot: Dovecot, shared_dir: Path, daemons, sample
 ) -> None:
     """SIGTERM while 60 mails wait: the daemon exits 0 within 10 s having
-    committed what it took; the next run takes the rest, none twice."""
+    committed what it took (batches of 5 here, so there is something in
+    between); the next run takes the rest, none twice."""
     from test_faults import backlog
 
     mails = backlog(shared_dir, 60)
     dovecot.deliver(mails)
-    config = write_config(tmp_path / "config.toml", dovecot, shared_dir)
+    config = write_config(tmp_path / "config.toml", dovecot, shared_dir, batch_size=5)
     url = sqlite_url(tmp_path)
 
     first = daemons(config)
