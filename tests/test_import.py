@@ -132,3 +132,28 @@ def test_receipts_are_written_to_the_outbox(imported: tuple[Path, dict[str, dict
     # One answer per mail from a known sender (p11's sender is unknown),
     # plus the coordinator's notices about problems.
     assert len(written) >= 11
+
+
+def test_a_backlog_read_by_the_reading_processes_gives_the_same_results(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Sixty mails in one batch: decoding and table reading go to the
+    reading processes; every copy gives its sample's expected result."""
+    from test_faults import backlog
+
+    folder = tmp_path / "mails"
+    folder.mkdir()
+    samples = sorted((shared_dir / "samples" / "mails").glob("*.eml"))
+    for number, (raw, _) in enumerate(backlog(shared_dir, 60)):
+        (folder / f"{number:03d}-{samples[number % len(samples)].name}").write_bytes(raw)
+    config = write_config(tmp_path, shared_dir, f"sqlite:///{tmp_path / 'l.db'}")
+
+    done = lifeline(config, "import", "--json", "--no-notices", str(folder))
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = load_expected(shared_dir)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 60
+    for line in lines:
+        sample = line["mail"].split("-", 1)[1]
+        assert differences(expected[sample], line) == [], line["mail"]
