@@ -132,11 +132,14 @@ def test_aliases_of_one_unit_that_fold_alike_are_fine(tmp_path: Path) -> None:
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
     """A session on a fresh database holding 城关街道 (alias 城关办, a@x.cn)."""
-    sessions = db.session_factory(db.open_engine(database_url))
+    engine = db.open_engine(database_url)
+    sessions = db.session_factory(engine)
     with sessions() as opened:
         roster.sync(opened, [roster.RosterEntry("城关街道", ("城关办",), ("a@x.cn",), "乡镇街道")])
         opened.commit()
         yield opened
+    # The schema is dropped after the test: no connection may outlive it.
+    engine.dispose()
 
 
 @pytest.mark.parametrize(
