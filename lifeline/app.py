@@ -34,13 +34,14 @@ class App:
         return db.session_factory(self.engine)
 
     def sync_roster(self) -> list[str]:
-        """Load roster.file into the database (adds and updates only)."""
+        """Load roster.file into the database (adds and updates only), when
+        the file changed since it was last loaded: changes made with
+        `lifeline units` stay until the file itself changes."""
         if not self.config.roster.file:
             return []
         path = self.config.resolve(self.config.roster.file)
-        entries = roster.read_file(path)
         with self.sessions() as session:
-            changes = roster.sync(session, entries)
+            changes = roster.sync_file(session, path)
             session.commit()
         if changes:
             logger.info("roster %s: %d change(s)", path, len(changes))

@@ -216,6 +216,14 @@ def units_add_email(args: argparse.Namespace) -> int:
     return 0
 
 
+def units_remove_email(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with app.sessions() as session:
+        print(roster.remove_email(session, _unit(session, args.name), args.address))
+        session.commit()
+    return 0
+
+
 def units_retire(args: argparse.Namespace) -> int:
     app = _app(args)
     with app.sessions() as session:

@@ -9,6 +9,7 @@ apart: a roster that says otherwise is refused before anything is written.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from collections import defaultdict
@@ -259,6 +260,31 @@ def _log(session: Session, unit_name: str, action: str, detail: str) -> str:
     return f"{unit_name}: {action} {detail}".rstrip()
 
 
+_FILE_LOADED = "file loaded"
+
+
+def sync_file(session: Session, path: Path) -> list[str]:
+    """``sync`` with the entries of ``path``, unless this very content was
+    the last one loaded (recorded in the roster's history by its hash)."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"roster.file: cannot read {path} ({exc.strerror})") from exc
+    stamp = f"{path} sha256:{hashlib.sha256(content).hexdigest()}"
+    last = session.scalar(
+        select(RosterChange.detail)
+        .where(RosterChange.action == _FILE_LOADED)
+        .order_by(RosterChange.id.desc())
+        .limit(1)
+    )
+    if last == stamp:
+        return []
+
+    changes = sync(session, read_file(path))
+    session.add(RosterChange(unit_name="-", action=_FILE_LOADED, detail=stamp))
+    return changes
+
+
 def add_email(session: Session, unit: Unit, address: str) -> str | None:
     """Add ``address`` to ``unit``; None when it has it already. Raises
     LifelineError when it is not an address or is another unit's."""
@@ -280,6 +306,17 @@ def add_email(session: Session, unit: Unit, address: str) -> str | None:
         )
     unit.emails.append(UnitEmail(address=address))
     return _log(session, unit.name, "email added", address)
+
+
+def remove_email(session: Session, unit: Unit, address: str) -> str:
+    """Take ``address`` from ``unit`` (mail from it then counts as from an
+    unknown sender); raises LifelineError when the unit does not have it."""
+    address = address.strip().lower()
+    kept = [e for e in unit.emails if e.address != address]
+    if len(kept) == len(unit.emails):
+        raise LifelineError(f"{address} is not an address of {unit.name}")
+    unit.emails = kept
+    return _log(session, unit.name, "email removed", address)
 
 
 def retire(session: Session, unit: Unit, period: str) -> str:

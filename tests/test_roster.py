@@ -209,3 +209,16 @@ def test_add_email_of_another_unit_on_the_command_line(config: Path) -> None:
 
     assert "cgjd_2019@example.com is already an address of 城关街道" in printed
     assert "Traceback" not in printed
+
+
+def test_remove_email_frees_the_address_for_another_unit(config: Path) -> None:
+    units(config, "remove-email", "城关街道", "chengguan@example.cn")
+
+    emails = next(
+        line for line in units(config, "show", "城关街道").splitlines()
+        if line.startswith("emails:")
+    )
+    assert emails == "emails:   cgjd_2019@example.com"
+    units(config, "add-email", "东城街道", "chengguan@example.cn")
+    assert "email removed chengguan@example.cn" in units(config, "show", "城关街道")
+    assert "chengguan@example.cn" in units(config, "show", "东城街道")
