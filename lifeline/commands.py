@@ -119,21 +119,45 @@ def _import_batch(
 
 def parse(args: argparse.Namespace) -> int:
     try:
-        tables = read_tables(args.file.name, args.file.read_bytes())
+        content = args.file.read_bytes()
     except OSError as exc:
         raise LifelineError(f"{args.file}: cannot read it ({exc.strerror})") from exc
-    except (TableError, NotATable) as exc:
-        code = getattr(exc, "code", "not-a-table")
-        result = {"file": args.file.name, "tables": [], "problems": [{"code": code, "message": str(exc)}]}
-        _print_json(result) if args.json else print(f"{args.file}: {exc}")
-        return 1
 
-    for table in tables:
-        if args.json:
-            _print_json(table.as_json())
-        else:
-            print(json.dumps(table.as_json(), ensure_ascii=False, indent=2))
-    return 0
+    failed = 0
+    for name, data in _files_in(args.file.name, content):
+        try:
+            tables = read_tables(name, data)
+        except (TableError, NotATable) as exc:
+            failed += 1
+            code = exc.code if isinstance(exc, TableError) else "not-a-table"
+            problem = {"code": code, "message": str(exc)}
+            if args.json:
+                _print_json({"file": name, "tables": [], "problems": [problem]})
+            else:
+                print(f"{name}: {exc}")
+            continue
+        for table in tables:
+            if args.json:
+                _print_json(table.as_json())
+            else:
+                print(output.table_text(table))
+    return 1 if failed else 0
+
+
+def _files_in(name: str, content: bytes) -> list[tuple[str, bytes]]:
+    """The file itself, or the members of an archive, as a mail's
+    attachments would be read."""
+    from ingest.archives import archive_kind, unpack_archive
+
+    if archive_kind(name, content) is None:
+        return [(name, content)]
+    try:
+        read_tables(name, content)  # an .xlsx or .docx is a zip too
+        return [(name, content)]
+    except NotATable:
+        return [(member.name, member.content) for member in unpack_archive(name, content)]
+    except TableError:
+        return [(name, content)]
 
 
 def report(args: argparse.Namespace) -> int:

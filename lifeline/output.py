@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ingest.model import FIGURES
+from ingest.model import FIGURES, Table
 from ingest.pipeline import Outcome
 from store import reports
 from store.models import Report, utc
@@ -94,6 +94,21 @@ def overview_text(overview: reports.MonthOverview, tz: dt.tzinfo) -> str:
         )
     lines += ["", "District totals:"]
     lines += [f"  {key:<22} {overview.totals[key]}" for key in FIGURES]
+    return "\n".join(lines)
+
+
+def table_text(table: Table) -> str:
+    """What `lifeline parse` shows a person about one table."""
+    lines = [
+        f"{table.file}: sheet {table.sheet or '-'}, cells {table.cells or '-'}",
+        f"  报送单位 {table.unit_name or '-'}, 报送时间 "
+        f"{table.reported_on or '-'}, month in title {table.period or '-'}",
+        f"  {len(table.rows)} row(s) read"
+        + (", with a 合计 row" if any(r.is_total for r in table.rows) else ""),
+    ]
+    lines += [f"  {key:<22} {table.values.get(key)}" for key in FIGURES]
+    lines += [f"  warning {w.code}: {w.message}" for w in table.warnings]
+    lines += [f"  problem {p.code}: {p.message}" for p in table.problems]
     return "\n".join(lines)
 
 

@@ -59,3 +59,22 @@ def test_report_into_head_prints_its_first_line(config: Path) -> None:
 
     assert len(done.stdout.splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def test_parse_reads_a_table_inside_a_zip_as_a_mail_would(tmp_path: Path) -> None:
+    """Units zip their table; `parse` shows what import would read."""
+    from make_mails import zip_with_names
+    from make_tables import make_total_mismatch
+
+    name, content = make_total_mismatch()
+    archive = tmp_path / "统计表.zip"
+    archive.write_bytes(zip_with_names({"南湖镇5月份统计表.xlsx": content}))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lifeline", "parse", str(archive)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("南湖镇5月份统计表.xlsx: sheet")
+    assert "warning total-row-mismatch" in done.stdout
