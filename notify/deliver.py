@@ -107,7 +107,7 @@ def _deliver_one(
     with session_factory() as session:
         notices.mark_sent(session, notice, message_id)
         session.commit()
-    _log(notice, "sent")
+    _log(notice, sender.done)
     return "sent"
 
 

@@ -32,6 +32,9 @@ ATTEMPTS = 3
 
 
 class Sender(Protocol):
+    # What the log says of a notice handed over ("sent", "written to ...").
+    done: str
+
     def send(self, notice: Notice, message: EmailMessage) -> None:
         """Deliver ``message`` to ``notice.recipients`` or raise SendError."""
 
@@ -56,6 +59,7 @@ class SmtpSender:
         backoff_seconds: float = 2.0,
     ) -> None:
         self.config = config
+        self.done = f"sent via {config.host}:{config.port}"
         self.connect = connect or self._connect
         self.backoff_seconds = backoff_seconds
         self._last_send = 0.0
@@ -194,6 +198,7 @@ class OutboxSender:
 
     def __init__(self, outbox: Path) -> None:
         self.outbox = outbox
+        self.done = f"written to {outbox}"
 
     def send(self, notice: Notice, message: EmailMessage) -> None:
         path = self.outbox / file_name_for(notice.key)
