@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from dovecot import Dovecot, dovecot_binary
 
-pytest_plugins = ["databases"]
+pytest_plugins = ["databases", "make_notify_data", "smtp_server"]
 
 
 @pytest.fixture

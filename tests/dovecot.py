@@ -8,9 +8,9 @@ lets a test check the order of commands a real server received.
 """
 
 import getpass
-import re
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.model import FIGURES
 from lifeline.config import Config, from_dict
-from store.db import open_engine, session_factory
 from store import reports
+from store.db import open_engine, session_factory
 from store.models import Mail, Report, Unit, UnitEmail, to_db
 
 TZ = dt.timezone(dt.timedelta(hours=8))

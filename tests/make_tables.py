@@ -19,8 +19,8 @@ from pathlib import Path
 
 import docx
 import openpyxl
-from docx.oxml.ns import qn
 from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-
 # The SMTP password (授权码) of tests that log in; like the IMAP test
 # password, it must never appear in a log line.
 SMTP_PASSWORD = "Smtp-Auth-7xQ2"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import zipfile
 
+import make_mails
 import pytest
 
-import make_mails
 from ingest.archives import (
     ArchiveLimits,
     ArchiveMember,

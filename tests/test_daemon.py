@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
-
 from dovecot import Dovecot
-from store.models import Mail, Report
+from sqlalchemy import create_engine, func, select
 from test_end_to_end import received
+
+from store.models import Mail, Report
 
 pytestmark = pytest.mark.dovecot
 

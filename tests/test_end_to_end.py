@@ -19,10 +19,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
-
 from dovecot import Dovecot
 from expectations import load_expected, report_differences
+from sqlalchemy import create_engine, func, select
+
 from store.models import Mail, MailLocation, Report
 
 pytestmark = pytest.mark.dovecot

@@ -19,10 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
-
 from dovecot import Dovecot
-from store.models import Mail, MailLocation, Notice, Report
+from sqlalchemy import create_engine, func, select
 from test_daemon import (
     DaemonProcess,
     count,
@@ -31,6 +29,8 @@ from test_daemon import (
     write_config,
 )
 from test_end_to_end import received
+
+from store.models import Mail, MailLocation, Notice, Report
 
 pytestmark = pytest.mark.dovecot
 

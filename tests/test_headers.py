@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import make_mails
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import make_mails
 from ingest.headers import decode_words, header_text, parse_address, parse_params
 
 NAME = "城关街道5月份打通消防“生命通道”统计表（更正）.xlsx"

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from dovecot import Dovecot
+from test_daemon import PASSWORD_ENV, write_config
+
 from lifeline import config as config_module
 from lifeline import health
 from lifeline.app import App
 from store.models import Mail, MailboxState, Notice, to_db
-from test_daemon import PASSWORD_ENV, write_config
 
 NOW = dt.datetime(2025, 5, 10, 12, 0, tzinfo=dt.UTC)
 

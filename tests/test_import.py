@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from expectations import differences, load_expected
+
 from ingest.model import FIGURES
 
 

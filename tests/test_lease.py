@@ -4,8 +4,8 @@ threads and processes."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import socket
+import subprocess
 import sys
 import threading
 import time

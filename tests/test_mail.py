@@ -10,12 +10,12 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import make_mails
 import pytest
 
 from ingest.archives import ArchiveLimits
 from ingest.attachments import safe_filename
 from ingest.mail import DecodedMail, decode_mail
-import make_mails
 
 SHARED = Path(
     os.environ.get("LIFELINE_SHARED", Path(__file__).resolve().parents[2] / "shared")

@@ -9,7 +9,6 @@ import threading
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from make_notify_data import sessions, store_url  # noqa: F401
 from store import notices
 from store.models import Notice
 

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
-
-from lifeline.config import Config
-from make_notify_data import (  # noqa: F401
+from make_notify_data import (
     TZ,
     add_report,
     add_unit,
     figures,
     make_config,
-    sessions,
-    store_url,
 )
+from smtp_server import SmtpServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from lifeline.config import Config
 from notify.deliver import deliver_pending
 from notify.reminders import (
     due_reminders,
@@ -31,7 +30,6 @@ from notify.reminders import (
 )
 from notify.send import SmtpSender
 from notify.summary import queue_due_summary
-from smtp_server import SmtpServer, smtp_server  # noqa: F401
 
 
 def may(day: int, hour: int = 9, minute: int = 0) -> dt.datetime:

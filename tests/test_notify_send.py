@@ -9,25 +9,23 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from lifeline.config import Config
-from make_notify_data import (  # noqa: F401
+from make_notify_data import (
     TZ,
     add_mail,
     add_report,
     add_unit,
     figures,
     make_config,
-    sessions,
-    store_url,
 )
+from smtp_server import SmtpServer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lifeline.config import Config
 from notify.compose import compose
 from notify.deliver import deliver_pending
 from notify.receipts import queue_receipt
 from notify.send import OutboxSender, SmtpSender
-from smtp_server import SmtpServer, smtp_server  # noqa: F401
 from store import notices
 from store.models import Notice, Problem
 from store.notices import file_name_for

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from make_notify_data import TZ, make_config
 from sqlalchemy.orm import Session, sessionmaker
 
-from make_notify_data import TZ, make_config, sessions, store_url  # noqa: F401
 from notify.compose import compose
 from notify.stale import queue_stale_poll_notice
 from store.models import MailboxState, Notice, to_db

@@ -13,31 +13,29 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from python_calamine import CalamineWorkbook
-from sqlalchemy.orm import Session, sessionmaker
-
-from lifeline.config import Config
-from make_notify_data import (  # noqa: F401
+from make_notify_data import (
     TZ,
     add_mail,
     add_report,
     add_unit,
     figures,
     make_config,
-    sessions,
-    store_url,
 )
+from python_calamine import CalamineWorkbook
+from smtp_server import SmtpServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from lifeline.config import Config
 from notify.compose import compose
 from notify.deliver import deliver_pending
 from notify.district_table import write_district_table
+from notify.send import SmtpSender
 from notify.summary import (
     build_summary,
     format_summary,
     queue_due_summary,
     queue_summary,
 )
-from notify.send import SmtpSender
-from smtp_server import SmtpServer, smtp_server  # noqa: F401
 from store import notices
 from store.models import MailboxState, Problem, to_db
 from store.reports import totals

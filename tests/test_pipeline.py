@@ -11,12 +11,12 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from make_tables import ROW_A, ROW_B, TITLE, write_table
 from sqlalchemy import select
 
 import ingest.pipeline
 from ingest.pipeline import Incoming, Ingest
 from lifeline import config as config_module
-from make_tables import ROW_A, ROW_B, TITLE, write_table
 from store import db, rawmail, roster
 from store.models import Mail, Problem, Report
 

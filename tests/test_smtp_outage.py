@@ -11,10 +11,10 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from sqlalchemy import create_engine, select
-
 from smtp_server import SMTP_PASSWORD as PASSWORD
 from smtp_server import RecordingHandler, free_port
+from sqlalchemy import create_engine, select
+
 from store.models import Notice
 
 

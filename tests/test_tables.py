@@ -6,10 +6,10 @@ import io
 import time
 import tracemalloc
 
+import make_tables
 import openpyxl
 import pytest
 
-import make_tables
 from ingest.model import FIGURES
 from ingest.tables import read_tables
 from lifeline.errors import NotATable, TableError

@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import make_tables
 import pytest
 
-import make_tables
 from ingest.model import Table
 from ingest.tables import convert as convert_module
 from ingest.tables import read_tables

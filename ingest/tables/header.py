@@ -9,8 +9,8 @@ position, because units add leading columns (序号, 单位, 学校类别).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 

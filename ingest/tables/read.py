@@ -20,8 +20,8 @@ from .convert import convert
 from .detect import sniff
 from .grid import Grid, cell_text
 from .header import Header, find_header
-from .limits import check_file_size
 from .layout import plausibility, read_rows, totals
+from .limits import check_file_size
 from .protection import decrypt, is_encrypted
 
 logger = logging.getLogger(__name__)
