@@ -169,13 +169,13 @@ def load(path: Path) -> Config:
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Config:
     """Build a checked Config from parsed TOML."""
-    sections = _build(Config, data, prefix="", skip={"source"})
+    sections = _build(Config, data, prefix="", skip=frozenset({"source"}))
     config = dataclasses.replace(sections, source=source)
     _check(config)
     return config
 
 
-def _build(cls: type, data: Any, prefix: str, skip: set[str] = set()) -> Any:
+def _build(cls: type, data: Any, prefix: str, skip: frozenset[str] = frozenset()) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.')}: expected a table of keys")
 

@@ -145,7 +145,7 @@ def test_sigkill_ten_times_in_a_backlog_stores_every_mail_once(
     for _ in range(10):
         before = count(url, Mail)
         daemon = start_daemon(config)
-        assert wait_for(lambda: count(url, Mail) > before, 30), daemon.output()
+        assert wait_for(lambda before=before: count(url, Mail) > before, 30), daemon.output()
         time.sleep(rng.uniform(0.0, 0.2))
         daemon.process.kill()
         daemon.process.wait()
