@@ -133,11 +133,18 @@ def format_plan(plans: list[PlannedReminder]) -> str:
         else:
             why = f"{-plan.days_left} day(s) past the deadline"
         lines.append(
-            f"{plan.unit}: {plan.kind} '{plan.step}' (due "
+            f"{plan.unit}: {_step_name(plan)} (due "
             f"{plan.due_at:%Y-%m-%d %H:%M}) to {', '.join(plan.recipients)}; "
             f"no report for {plan.period} yet, {why} {plan.deadline:%Y-%m-%d}"
         )
     return "\n".join(lines)
+
+
+def _step_name(plan: PlannedReminder) -> str:
+    """"reminder 'first'", but not "overdue 'overdue'"."""
+    if plan.step == plan.kind:
+        return plan.kind
+    return f"{plan.kind} '{plan.step}'"
 
 
 def local_moment(at: dt.datetime, config: Config) -> dt.datetime:

@@ -125,7 +125,9 @@ def _status(unit: Unit, reports: list[Report], latest: bool) -> UnitStatus:
         current = next((r for r in versions if r.current), None)
     if current is None:
         return UnitStatus(unit, "missing")
-    status = "on-time" if current.on_time else "late"
+    # A unit that reported in time and corrected its figures after the
+    # deadline did report on time: the correction does not make it late.
+    status = "on-time" if any(v.on_time for v in versions) else "late"
     return UnitStatus(unit, status, current, len(versions))
 
 

@@ -243,3 +243,19 @@ def test_unknown_unit_name_is_flagged(setup) -> None:  # type: ignore[no-untyped
     raw = mail("cgjd_2019@example.com", {"a.xlsx": table("城关社区居委会")})
 
     assert take(setup, raw)[1] == [("城关街道", "2025-05", ["unknown-unit-name"])]
+
+
+def test_a_late_correction_keeps_the_unit_on_time(setup) -> None:  # type: ignore[no-untyped-def]
+    from store.reports import overview
+
+    first = dt.datetime(2025, 5, 12, 9, 0, tzinfo=SHANGHAI)
+    correction = dt.datetime(2025, 5, 25, 9, 0, tzinfo=SHANGHAI)
+    take(setup, mail("dcjd@example.cn", {"a.xlsx": table("东城街道", ROW_A)}, received=first))
+    take(setup, mail("dcjd@example.cn", {"a.xlsx": table("东城街道", ROW_B)}, received=correction))
+
+    _, sessions, _ = setup
+    with sessions() as session:
+        status = next(u for u in overview(session, "2025-05").units if u.unit.name == "东城街道")
+        assert (status.status, status.versions) == ("on-time", 2)
+        assert status.report is not None and not status.report.on_time
+        assert status.report.values["premises_inspected"] == ROW_B[0]
