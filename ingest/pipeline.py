@@ -186,10 +186,9 @@ class Ingest:
     ) -> list[Outcome]:
         message_ids = [_message_id(incoming.raw) for incoming in batch]
         known = _Known(session, [(k[0], m) for k, m in zip(kept, message_ids)])
-        new = [
-            i for i, ((sha256, _), message_id) in enumerate(zip(kept, message_ids))
-            if known.find(sha256, message_id) is None
-        ]
+        # Only byte-identical mails are skipped unread; one that shares a
+        # Message-ID is read first, to tell a copy from another mail.
+        new = [i for i, (sha256, _) in enumerate(kept) if sha256 not in known.by_hash]
         chunks = [new[start:start + _CHUNK] for start in range(0, len(new), _CHUNK)]
         futures = self._submit(batch, chunks)
 
@@ -224,8 +223,11 @@ class Ingest:
         known: _Known,
         message_id: str | None,
     ) -> Outcome:
-        """Store a mail read, unless the same mail came earlier in the batch."""
-        seen = known.find(read.sha256, message_id)
+        """Store a mail read, unless the same mail was taken before (or
+        earlier in the batch)."""
+        seen = known.by_hash.get(read.sha256)
+        if seen is None and message_id:
+            seen = _same_mail(known.by_id.get(message_id), read)
         if seen is not None:
             return self._duplicate(session, seen, read.incoming)
         outcome = self._store_or_fail(session, read, versions)
@@ -377,14 +379,27 @@ class Ingest:
             if report is not None:
                 found.append((attachment.filename, report))
 
-        reports = []
-        seen: set[tuple[int, str, str]] = set()
+        by_month: dict[tuple[int, str], list[Report]] = {}
         for report in _latest_per_unit(found):
-            key = (report.unit_id, report.period, repr(sorted(report.values.items())))
-            if key in seen:
-                continue  # the same table twice in one mail (.xlsx and .xls)
-            seen.add(key)
-            reports.append(report)
+            by_month.setdefault((report.unit_id, report.period), []).append(report)
+
+        reports = []
+        for versions in by_month.values():
+            if all(v.values == versions[0].values for v in versions):
+                reports.append(versions[0])  # the same table twice (.xlsx and .xls)
+                continue
+            # Two different tables for one unit and month in one mail: no
+            # way to tell which is meant, and a wrong figure is worse than
+            # a missing one.
+            names = "、".join(v.attachment for v in versions)
+            outcome.problems.append(
+                Issue(
+                    "conflicting-tables",
+                    f"{names}: different figures for {versions[0].unit.name} "
+                    f"{versions[0].period} in one mail; none is stored; send "
+                    f"the one table that is right",
+                )
+            )
         return reports
 
     def _report(
@@ -599,6 +614,24 @@ def _latest_per_unit(reports: list[tuple[str, Report]]) -> list[Report]:
                 ).as_json(),
             ]
     return [report for _, report in reports if report in kept]
+
+
+def _same_mail(stored: Mail | None, read: _Read) -> Mail | None:
+    """``stored`` when it is the mail ``read`` again under other bytes (a
+    server rewrote its line ends, say): same Message-ID, sender and subject.
+    A different mail that reuses a Message-ID is taken on its own."""
+    decoded = read.outcome.decoded
+    if stored is None:
+        return None
+    if decoded is None or (stored.sender, stored.subject) == (
+        decoded.sender, decoded.subject
+    ):
+        return stored
+    logger.warning(
+        "%s: Message-ID %s was used before by another mail (mail %d); taken "
+        "as a new mail", read.incoming.label, stored.message_id, stored.id,
+    )
+    return None
 
 
 def _verdict(outcome: Outcome) -> str:

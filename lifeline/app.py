@@ -70,7 +70,7 @@ class App:
             list(outcome.mail.problems),
             sender_is_known=outcome.sender_known,
             auto_reply=outcome.decoded is None or outcome.decoded.auto_reply,
-            correction=any(filed.versions > 1 for filed in outcome.filed),
+            correction=any(filed.supersedes is not None for filed in outcome.filed),
         )
 
     def mailbox_settings(self) -> MailboxSettings:

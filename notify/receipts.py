@@ -90,8 +90,10 @@ def _queue_answer(
 
     first = reports[0]
     if correction is None:
+        # It replaced an earlier version only if it is now the one in force.
         correction = any(
-            len(history(session, r.unit_id, r.period)) > 1 for r in reports
+            r.current and len(history(session, r.unit_id, r.period)) > 1
+            for r in reports
         )
     context.update(_receipt_context(session, config, reports, correction))
     return notices.queue(
@@ -172,6 +174,9 @@ def _receipt_context(
         "on_time": all(r.on_time for r in reports),
         "deadline": f"{int(year)}年{int(month)}月{config.reporting.deadline_day}日",
         "correction": correction,
+        # A version received before the one in force (mail delivered
+        # late, or imported out of order) changes nothing: say so.
+        "not_current": any(not r.current for r in reports),
         "reports": [_report_json(session, r) for r in reports],
     }
 

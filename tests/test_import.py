@@ -157,3 +157,38 @@ def test_a_backlog_read_by_the_reading_processes_gives_the_same_results(
     for line in lines:
         sample = line["mail"].split("-", 1)[1]
         assert differences(expected[sample], line) == [], line["mail"]
+
+
+def test_an_older_version_arriving_late_is_not_called_a_correction(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """A version received before the one in force changes nothing, and its
+    receipt says so instead of claiming to replace the data."""
+    import datetime as dt
+    import email
+    import email.policy
+
+    from make_tables import ROW_A, ROW_B
+    from test_pipeline import SHANGHAI, mail, table
+
+    newer = mail("xicheng_office@example.cn", {"a.xlsx": table("西城街道", ROW_B)},
+                 received=dt.datetime(2025, 5, 10, 9, 0, tzinfo=SHANGHAI))
+    older = mail("xicheng_office@example.cn", {"a.xlsx": table("西城街道", ROW_A)},
+                 received=dt.datetime(2025, 5, 8, 9, 0, tzinfo=SHANGHAI))
+    (tmp_path / "1-newer.eml").write_bytes(newer)
+    (tmp_path / "2-older.eml").write_bytes(older)
+    config = write_config(tmp_path, shared_dir, f"sqlite:///{tmp_path / 'l.db'}")
+
+    done = lifeline(config, "import", "--json", str(tmp_path / "1-newer.eml"),
+                    str(tmp_path / "2-older.eml"))
+
+    second = json.loads(done.stdout.splitlines()[1])
+    assert second["reports"][0]["supersedes"] is None
+    bodies = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        .get_body(("plain",)).get_content()
+        for p in (tmp_path / "outbox").glob("*.eml")
+    ]
+    older_receipt = next(b for b in bodies if "2025-05-08 09:00" in b)
+    assert "已替换" not in older_receipt
+    assert "仍以更晚的报送为准" in older_receipt

@@ -259,3 +259,40 @@ def test_a_late_correction_keeps_the_unit_on_time(setup) -> None:  # type: ignor
         assert (status.status, status.versions) == ("on-time", 2)
         assert status.report is not None and not status.report.on_time
         assert status.report.values["premises_inspected"] == ROW_B[0]
+
+
+def test_two_different_tables_for_one_unit_in_one_mail_are_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail(
+        "dcjd@example.cn",
+        {"统计表.xlsx": table("东城街道", ROW_A), "统计表(改).xlsx": table("东城街道", ROW_B)},
+    )
+
+    outcome, reports, problems = take(setup, raw)
+
+    assert (outcome, reports, problems) == ("problem", [], ["conflicting-tables"])
+
+
+def test_the_same_table_twice_in_one_mail_is_one_report(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("dcjd@example.cn", {"a.xlsx": table("东城街道"), "b.xlsx": table("东城街道")})
+
+    assert take(setup, raw)[1] == [("东城街道", "2025-05", [])]
+
+
+def test_another_mail_reusing_a_message_id_is_still_taken(setup) -> None:  # type: ignore[no-untyped-def]
+    first = mail("dcjd@example.cn", {"a.xlsx": table("东城街道", ROW_A)}, message_id="<same@x>")
+    other = mail("nanhu_gov@example.cn", {"b.xlsx": table("南湖镇", ROW_B)},
+                 subject="南湖镇5月份统计表", message_id="<same@x>")
+
+    take(setup, first, "first.eml")
+    outcome, reports, _ = take(setup, other, "other.eml")
+
+    assert (outcome, reports) == ("stored", [("南湖镇", "2025-05", [])])
+
+
+def test_the_same_mail_with_rewritten_line_ends_is_a_duplicate(setup) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("dcjd@example.cn", {"a.xlsx": table("东城街道")}, message_id="<crlf@x>")
+    rewritten = raw.replace(b"\r\n", b"\n")
+
+    take(setup, raw, "imported.eml")
+
+    assert take(setup, rewritten, "fetched")[0] == "duplicate"
