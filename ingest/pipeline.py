@@ -79,6 +79,7 @@ class Outcome:
     problems: list[Issue] = field(default_factory=list)
     decoded: DecodedMail | None = None
     sender_known: bool = False
+    sender_unit_id: int | None = None
 
 
 # Called with every new mail's outcome, inside the mail's savepoint, so a
@@ -363,6 +364,7 @@ class Ingest:
     ) -> list[Report]:
         sender_unit = self.roster.match_address(decoded.sender)
         outcome.sender_known = sender_unit is not None
+        outcome.sender_unit_id = sender_unit.id if sender_unit else None
         if tables and sender_unit is None:
             outcome.problems.append(
                 Issue(
@@ -645,11 +647,13 @@ def _verdict(outcome: Outcome) -> str:
 def _record_problems(session: Session, outcome: Outcome) -> None:
     assert outcome.mail is not None
     first = outcome.filed[0].report if outcome.filed else None
+    # With no report, the problem belongs to the sender's unit, if known.
+    unit_id = first.unit_id if first else outcome.sender_unit_id
     for issue in outcome.problems:
         session.add(
             Problem(
                 mail=outcome.mail,
-                unit_id=first.unit_id if first else None,
+                unit_id=unit_id,
                 period=first.period if first else None,
                 code=issue.code,
                 message=issue.message,
