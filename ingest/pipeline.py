@@ -60,12 +60,11 @@ class Incoming:
 
 @dataclass
 class Filed:
-    """One report as the JSON contract shows it; ``versions`` counts the
-    unit's versions of the month with this one."""
+    """One report as the JSON contract shows it, with the version it
+    replaced, if any."""
 
     report: Report
     supersedes: Report | None = None
-    versions: int = 1
 
 
 @dataclass
@@ -139,12 +138,6 @@ class _Known:
         if mail.message_id:
             self.by_id.setdefault(mail.message_id, mail)
 
-    def find(self, sha256: str, message_id: str | None) -> Mail | None:
-        found = self.by_hash.get(sha256)
-        if found is None and message_id:
-            found = self.by_id.get(message_id)
-        return found
-
 
 class Ingest:
     """Takes raw mails into the store, one savepoint each."""
@@ -211,8 +204,7 @@ class Ingest:
 
         for i, incoming in enumerate(batch):
             if i not in outcomes:
-                seen = known.find(kept[i][0], message_ids[i])
-                assert seen is not None
+                seen = known.by_hash[kept[i][0]]
                 outcomes[i] = self._duplicate(session, seen, incoming)
         return [outcomes[i] for i in range(len(batch))]
 
@@ -345,7 +337,7 @@ class Ingest:
             stored = versions[(report.unit_id, report.period)]
             supersedes = report_store.add(session, report, stored)
             stored.append(report)
-            outcome.filed.append(Filed(report, supersedes, len(stored)))
+            outcome.filed.append(Filed(report, supersedes))
         outcome.outcome = _verdict(outcome)
         mail.outcome = outcome.outcome
         _record_problems(session, outcome)

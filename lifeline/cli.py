@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -168,10 +167,6 @@ def _moment(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date-time like 2025-05-15T09:00") from None
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 from ingest.model import FIGURES, Table
 from ingest.pipeline import Outcome
 from store import reports
-from store.models import Report, utc
+from store.models import Report
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def overview_json(
 
 
 def _local(report: Report, tz: dt.tzinfo) -> str:
-    return utc(report.received_at).astimezone(tz).isoformat(timespec="seconds")
+    return reports.received_local(report, tz).isoformat(timespec="seconds")
 
 
 def overview_text(overview: reports.MonthOverview, tz: dt.tzinfo) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from ingest.model import FIGURES, Number
-from store.models import Mail, Problem, Report, Unit, to_db, utc
+from store.models import Report, Unit, to_db, utc
 
 
 def add(
@@ -138,16 +138,6 @@ def totals(reports: list[Report]) -> dict[str, Number]:
         value = sum(r.values.get(key, 0) for r in reports)
         sums[key] = round(value, 2) if isinstance(value, float) else value
     return sums
-
-
-def problems_for_period(
-    session: Session, since: dt.datetime | None = None
-) -> list[Problem]:
-    """Problems recorded for mails taken since ``since`` (all if None)."""
-    query = select(Problem).join(Mail).order_by(Problem.id)
-    if since is not None:
-        query = query.where(Mail.taken_at >= to_db(since))
-    return list(session.scalars(query))
 
 
 def received_local(report: Report, tz: dt.tzinfo) -> dt.datetime:
