@@ -31,7 +31,7 @@ from ingest.tables import read_tables
 from ingest.units import Roster
 from lifeline.config import Config
 from lifeline.errors import NotATable, TableError
-from store import rawmail
+from store import notices, rawmail
 from store import reports as report_store
 from store.models import Mail, MailLocation, Problem, Report, Unit, to_db
 
@@ -79,11 +79,13 @@ class Outcome:
     decoded: DecodedMail | None = None
     sender_known: bool = False
     sender_unit_id: int | None = None
+    notices: list[notices.Pending] = field(default_factory=list)
 
 
-# Called with every new mail's outcome, inside the mail's savepoint, so a
-# notice is queued in the same transaction as the report it is about.
-AfterMail = Callable[[Session, Outcome], None]
+# Called with every new mail's outcome once the mail is flushed (its id
+# known), inside the transaction that stores it; the notices it returns are
+# queued in that transaction, so a notice exists exactly when its cause does.
+AfterMail = Callable[[Session, Outcome], list[notices.Pending]]
 
 VersionKey = tuple[int, str]
 
@@ -103,10 +105,20 @@ class _Read:
     incoming: Incoming
     sha256: str
     raw_path: str
+    message_id: str | None  # from the header block, before decoding
     outcome: Outcome
     received: dt.datetime
     reports: list[Report] = field(default_factory=list)
     error: Exception | None = None
+
+
+@dataclass
+class _Chunk:
+    """New mails of a batch, as kept on disk, and what reading found in
+    them: (batch index, incoming, sha256, raw path, Message-ID) each."""
+
+    mails: list[tuple[int, Incoming, str, str, str | None]]
+    contents: list[_Contents | Exception]
 
 
 @dataclass
@@ -137,6 +149,19 @@ class _Known:
         self.by_hash[mail.sha256] = mail
         if mail.message_id:
             self.by_id.setdefault(mail.message_id, mail)
+
+    def seen(self, read: _Read) -> Mail | None:
+        """The stored mail ``read`` is a copy of, if any."""
+        seen = self.by_hash.get(read.sha256)
+        if seen is None and read.message_id:
+            seen = _same_mail(self.by_id.get(read.message_id), read)
+        return seen
+
+    def snapshot(self) -> tuple[dict[str, Mail], dict[str, Mail]]:
+        return dict(self.by_hash), dict(self.by_id)
+
+    def restore(self, snapshot: tuple[dict[str, Mail], dict[str, Mail]]) -> None:
+        self.by_hash, self.by_id = (dict(found) for found in snapshot)
 
 
 class Ingest:
@@ -187,20 +212,14 @@ class Ingest:
         futures = self._submit(batch, chunks)
 
         # Reading touches no database, so each chunk is read (by the pool
-        # while the chunk before is stored) and its stored versions looked
-        # up in one query before its mails are stored one by one.
+        # while the chunk before is stored) before it is stored.
         outcomes: dict[int, Outcome] = {}
         for number, chunk in enumerate(chunks):
             contents = self._contents(batch, chunk, futures[number] if futures else None)
-            read = [
-                self._read_mail(batch[i], *kept[i], found)
-                for i, found in zip(chunk, contents)
-            ]
-            versions = report_store.versions_of(
-                session, {(r.unit_id, r.period) for mail in read for r in mail.reports}
+            read = _Chunk(
+                [(i, batch[i], *kept[i], message_ids[i]) for i in chunk], contents
             )
-            for i, mail in zip(chunk, read):
-                outcomes[i] = self._take_read(session, mail, versions, known, message_ids[i])
+            outcomes.update(self._take_chunk(session, read, known))
 
         for i, incoming in enumerate(batch):
             if i not in outcomes:
@@ -208,26 +227,100 @@ class Ingest:
                 outcomes[i] = self._duplicate(session, seen, incoming)
         return [outcomes[i] for i in range(len(batch))]
 
-    def _take_read(
+    def _take_chunk(self, session: Session, chunk: _Chunk, known: _Known) -> dict[int, Outcome]:
+        """Store a chunk's mails with one flush and one notice INSERT (a
+        flush and a savepoint per mail cost more than reading it). If that
+        fails, the chunk is stored again one savepoint per mail, so only
+        the failing mail is recorded as failed and its neighbours stored."""
+        reads = self._read_chunk(chunk)
+        versions = report_store.versions_of(
+            session, {(r.unit_id, r.period) for _, read in reads for r in read.reports}
+        )
+        together = [(i, read) for i, read in reads if read.error is None]
+        alone = [(i, read) for i, read in reads if read.error is not None]
+        if together:
+            before = known.snapshot(), {key: list(v) for key, v in versions.items()}
+            try:
+                return {
+                    **self._store_together(session, together, versions, known),
+                    **self._store_alone(session, alone, versions, known),
+                }
+            except OperationalError:
+                raise  # see _store_or_fail
+            except Exception:  # noqa: BLE001 - retried mail by mail below
+                logger.warning(
+                    "%d mails could not be stored together; storing them one "
+                    "by one", len(together), exc_info=True,
+                )
+                known.restore(before[0])
+                versions.update(before[1])
+                # The rolled-back reports cannot be added again: read anew.
+                reads = self._read_chunk(chunk)
+        return self._store_alone(session, reads, versions, known)
+
+    def _read_chunk(self, chunk: _Chunk) -> list[tuple[int, _Read]]:
+        return [
+            (i, self._read_mail(incoming, sha256, raw_path, message_id, found))
+            for (i, incoming, sha256, raw_path, message_id), found in zip(
+                chunk.mails, chunk.contents
+            )
+        ]
+
+    def _store_together(
         self,
         session: Session,
-        read: _Read,
+        reads: list[tuple[int, _Read]],
         versions: dict[VersionKey, list[Report]],
         known: _Known,
-        message_id: str | None,
-    ) -> Outcome:
-        """Store a mail read, unless the same mail was taken before (or
-        earlier in the batch)."""
-        seen = known.by_hash.get(read.sha256)
-        if seen is None and message_id:
-            seen = _same_mail(known.by_id.get(message_id), read)
-        if seen is not None:
-            return self._duplicate(session, seen, read.incoming)
-        outcome = self._store_or_fail(session, read, versions)
-        assert outcome.mail is not None
-        known.add(outcome.mail)
-        _log_outcome(outcome)
-        return outcome
+    ) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        stored: list[Outcome] = []
+        with session.begin_nested():
+            for i, read in reads:
+                seen = known.seen(read)
+                if seen is not None:
+                    outcomes[i] = self._duplicate(session, seen, read.incoming)
+                    continue
+                outcomes[i] = self._stage(session, read, versions)
+                assert outcomes[i].mail is not None
+                known.add(outcomes[i].mail)
+                stored.append(outcomes[i])
+            session.flush()
+            self._queue_notices(session, stored)
+
+        for outcome in stored:
+            _log_outcome(outcome)
+        return outcomes
+
+    def _store_alone(
+        self,
+        session: Session,
+        reads: list[tuple[int, _Read]],
+        versions: dict[VersionKey, list[Report]],
+        known: _Known,
+    ) -> dict[int, Outcome]:
+        """Store mails one savepoint each; a failing one is recorded as
+        failed with its problem."""
+        outcomes: dict[int, Outcome] = {}
+        for i, read in reads:
+            seen = known.seen(read)
+            if seen is not None:
+                outcomes[i] = self._duplicate(session, seen, read.incoming)
+                continue
+            outcomes[i] = self._store_or_fail(session, read, versions)
+            assert outcomes[i].mail is not None
+            known.add(outcomes[i].mail)
+            _log_outcome(outcomes[i])
+        return outcomes
+
+    def _queue_notices(self, session: Session, outcomes: list[Outcome]) -> None:
+        """Queue the answers to new mails. Their keys name the new mails'
+        ids, so none can have been queued before."""
+        if self.after_mail is None:
+            return
+        for outcome in outcomes:
+            outcome.notices = self.after_mail(session, outcome)
+        notices.queue_all(session, [n for o in outcomes for n in o.notices])
 
     def _submit(
         self, batch: list[Incoming], chunks: list[list[int]]
@@ -264,16 +357,25 @@ class Ingest:
     def _duplicate(self, session: Session, mail: Mail, incoming: Incoming) -> Outcome:
         if incoming.location is not None:
             _add_location(session, mail, incoming.location)
+        if mail.id is None:  # a copy of a mail earlier in the same chunk
+            session.flush()
         logger.info("%s: already taken as mail %d, skipped", incoming.label, mail.id)
         return Outcome(incoming.label, mail, "duplicate")
 
     def _read_mail(
-        self, incoming: Incoming, sha256: str, raw_path: str, found: _Contents | Exception
+        self,
+        incoming: Incoming,
+        sha256: str,
+        raw_path: str,
+        message_id: str | None,
+        found: _Contents | Exception,
     ) -> _Read:
         """The mail's reports, unsaved; a failure is kept to be recorded
         with the mail."""
         outcome = Outcome(incoming.label, None, "stored")
-        read = _Read(incoming, sha256, raw_path, outcome, _received_at(incoming, None))
+        read = _Read(
+            incoming, sha256, raw_path, message_id, outcome, _received_at(incoming, None)
+        )
         try:
             if isinstance(found, Exception):
                 raise found
@@ -296,7 +398,10 @@ class Ingest:
             if read.error is not None:
                 raise read.error
             with session.begin_nested():
-                return self._store(session, read, versions)
+                outcome = self._stage(session, read, versions)
+                session.flush()
+                self._queue_notices(session, [outcome])
+                return outcome
         except OperationalError:
             # The database, not the mail, is at fault (locked, gone away):
             # the mail is not recorded, so the next poll takes it again.
@@ -309,9 +414,11 @@ class Ingest:
             )
             return self._failed(session, read.incoming, read.sha256, read.raw_path, exc)
 
-    def _store(
+    def _stage(
         self, session: Session, read: _Read, versions: dict[VersionKey, list[Report]]
     ) -> Outcome:
+        """Add a mail read and its reports and problems to the session,
+        unflushed."""
         outcome, decoded = read.outcome, read.outcome.decoded
         assert decoded is not None
         mail = Mail(
@@ -341,10 +448,6 @@ class Ingest:
         outcome.outcome = _verdict(outcome)
         mail.outcome = outcome.outcome
         _record_problems(session, outcome)
-        session.flush()
-
-        if self.after_mail is not None:
-            self.after_mail(session, outcome)
         return outcome
 
     def _reports(
@@ -511,8 +614,7 @@ class Ingest:
             outcome = Outcome(incoming.label, mail, "failed", problems=[issue])
             _record_problems(session, outcome)
             session.flush()
-            if self.after_mail is not None:
-                self.after_mail(session, outcome)
+            self._queue_notices(session, [outcome])
         return outcome
 
 
@@ -720,3 +822,5 @@ def _log_outcome(outcome: Outcome) -> None:
             ", supersedes an earlier version" if filed.supersedes else "",
             codes,
         )
+    for notice in outcome.notices:
+        notices.log_queued(notice)

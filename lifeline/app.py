@@ -17,6 +17,7 @@ from ingest.pipeline import Ingest, Outcome
 from lifeline.config import Config, read_password, require
 from notify import receipts
 from store import db, roster
+from store.notices import Pending
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ class App:
             index = roster.load(session)
         return Ingest(self.config, index, after_mail=self._after_mail)
 
-    def _after_mail(self, session: Session, outcome: Outcome) -> None:
+    def _after_mail(self, session: Session, outcome: Outcome) -> list[Pending]:
         # A mail that could not even be decoded has no sender to answer;
         # its problem still reaches the coordinator.
         assert outcome.mail is not None
-        receipts.queue_receipt(
+        return receipts.receipt_notices(
             session,
             self.config,
             outcome.mail,

@@ -40,7 +40,29 @@ def queue_receipt(
     auto_reply: bool,
     correction: bool | None = None,
 ) -> list[Notice]:
-    """Queue what ``mail`` should be answered with; return the notices.
+    """Queue what ``mail`` should be answered with; return the notices
+    queued (none for a key queued before)."""
+    found = receipt_notices(
+        session, config, mail, reports, problems,
+        sender_is_known=sender_is_known, auto_reply=auto_reply, correction=correction,
+    )
+    queued = [notices.queue_pending(session, pending) for pending in found]
+    return [notice for notice in queued if notice is not None]
+
+
+def receipt_notices(
+    session: Session,
+    config: Config,
+    mail: Mail,
+    reports: list[Report],
+    problems: list[Problem],
+    *,
+    sender_is_known: bool,
+    auto_reply: bool,
+    correction: bool | None = None,
+) -> list[notices.Pending]:
+    """What ``mail`` should be answered with, not yet queued: the
+    pipeline queues a whole batch's in one statement.
 
     Bounces and auto-replies get no answer (answering them starts mail
     loops), though a problem in one still reaches the coordinator; unknown
@@ -56,31 +78,26 @@ def queue_receipt(
     if auto_reply:
         logger.info("mail %s: an automatic reply, not answered", mail.id)
 
-    queued: list[Notice | None] = []
+    found: list[notices.Pending | None] = []
     if may_answer:
-        queued.append(
-            _queue_answer(session, config, mail, reports, problems, correction)
-        )
-    queued.append(
-        _queue_attention(session, config, mail, reports, problems, may_answer)
-    )
-    return [notice for notice in queued if notice is not None]
+        found.append(_answer(session, config, mail, reports, problems, correction))
+    found.append(_attention(session, config, mail, reports, problems, may_answer))
+    return [pending for pending in found if pending is not None]
 
 
-def _queue_answer(
+def _answer(
     session: Session,
     config: Config,
     mail: Mail,
     reports: list[Report],
     problems: list[Problem],
     correction: bool | None,
-) -> Notice | None:
+) -> notices.Pending | None:
     context = _mail_context(session, config, mail, problems)
     if not reports:
         if not problems:
             return None
-        return notices.queue(
-            session,
+        return notices.Pending(
             kind="problem",
             step=f"mail-{mail.id}",
             recipients=[mail.sender],
@@ -96,8 +113,7 @@ def _queue_answer(
             for r in reports
         )
     context.update(_receipt_context(session, config, reports, correction))
-    return notices.queue(
-        session,
+    return notices.Pending(
         kind="receipt",
         step=f"mail-{mail.id}",
         recipients=[mail.sender],
@@ -108,14 +124,14 @@ def _queue_answer(
     )
 
 
-def _queue_attention(
+def _attention(
     session: Session,
     config: Config,
     mail: Mail,
     reports: list[Report],
     problems: list[Problem],
     sender_notified: bool,
-) -> Notice | None:
+) -> notices.Pending | None:
     issues = [_problem_json(p) for p in problems if p.code in NEEDS_A_PERSON]
     for report in reports:
         issues.extend(
@@ -135,8 +151,7 @@ def _queue_attention(
         raw_path=mail.raw_path,
         reports=[_report_heading(session, r) for r in reports],
     )
-    return notices.queue(
-        session,
+    return notices.Pending(
         kind="attention",
         step=f"mail-{mail.id}",
         recipients=[config.notify.coordinator],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -57,6 +58,34 @@ def file_name_for(key: str) -> str:
     return f"notice-{key_hash(key)}.eml"
 
 
+@dataclass
+class Pending:
+    """A notice to queue: a row not yet written."""
+
+    kind: str
+    step: str
+    recipients: list[str]
+    context: dict[str, Any]
+    unit_id: int | None = None
+    period: str | None = None
+    mail_id: int | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or default_key(self.kind, self.step, self.unit_id, self.period)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "unit_id": self.unit_id,
+            "period": self.period,
+            "mail_id": self.mail_id,
+            "recipients": list(self.recipients),
+            "context": self.context,
+        }
+
+
 def queue(
     session: Session,
     *,
@@ -69,7 +98,15 @@ def queue(
     mail_id: int | None = None,
     key: str | None = None,
 ) -> Notice | None:
-    """Add a pending notice, or nothing if one with the same key exists.
+    """Add a pending notice, or nothing if one with the same key exists."""
+    pending = Pending(
+        kind, step, recipients, context, unit_id, period, mail_id, key or ""
+    )
+    return queue_pending(session, pending)
+
+
+def queue_pending(session: Session, pending: Pending) -> Notice | None:
+    """Add ``pending`` and return its row, or None if its key exists.
 
     ``INSERT … ON CONFLICT DO NOTHING`` rather than a SAVEPOINT: it is
     atomic on both SQLite and PostgreSQL under concurrency, and pysqlite's
@@ -77,27 +114,39 @@ def queue(
     BEGIN of its own), which would break the promise that a notice is
     queued in the same transaction as its cause.
     """
-    key = key or default_key(kind, step, unit_id, period)
-    row = {
-        "key": key,
-        "kind": kind,
-        "unit_id": unit_id,
-        "period": period,
-        "mail_id": mail_id,
-        "recipients": list(recipients),
-        "context": context,
-    }
     insert = _insert_for(session)
     statement = (
-        insert(Notice).values(**row).on_conflict_do_nothing().returning(Notice.id)
+        insert(Notice)
+        .values(**pending.row())
+        .on_conflict_do_nothing()
+        .returning(Notice.id)
     )
     notice_id = session.execute(statement).scalar()
     if notice_id is None:
-        logger.debug("notice %s: already queued", key)
+        logger.debug("notice %s: already queued", pending.key)
         return None
 
-    logger.info("notice %s: queued for %s", key, ", ".join(recipients))
+    logger.info("notice %s: queued for %s", pending.key, ", ".join(pending.recipients))
     return session.get(Notice, notice_id)
+
+
+def queue_all(session: Session, pending: list[Pending]) -> None:
+    """Add many notices in one statement; those whose key exists are
+    left out, as ``queue_pending`` does. For a backlog: one statement
+    instead of two per notice, and no rows loaded back. Nothing is logged
+    (see ``log_queued``)."""
+    if not pending:
+        return
+    insert = _insert_for(session)
+    session.execute(
+        insert(Notice).on_conflict_do_nothing(), [p.row() for p in pending]
+    )
+
+
+def log_queued(pending: Pending) -> None:
+    """The log line of a notice queued by ``queue_all``, for the caller to
+    write after its own line about the notice's cause."""
+    logger.info("notice %s: queued for %s", pending.key, ", ".join(pending.recipients))
 
 
 def _insert_for(session: Session) -> Any:

@@ -1,18 +1,17 @@
 """Raw mails on disk, named by their SHA-256 and written crash-safely.
 
 A batch of mails is written in two steps: each mail to a temporary file as
-it comes, then at ``RawBatch.sync`` (before the commit that records them)
-all files are flushed to disk together, renamed to their names and the
-directories flushed. A file therefore appears whole or not at all, and one
-flush per batch costs far less than one per mail.
+it comes, flushed to disk by a few threads while the batch is stored, then
+at ``RawBatch.sync`` (before the commit that records them) the flushes are
+awaited, the files renamed to their names and the directories flushed. A
+file therefore appears whole or not at all, and the disk's waits overlap
+with the storing instead of adding to it.
 """
-
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from lifeline.errors import StoreError
@@ -36,6 +35,9 @@ class RawBatch:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self._pending: dict[Path, Path] = {}  # target → temporary file
+        self._flushes: list[Future[None]] = []
+        self._folders: set[Path] = set()
+        self._pool: ThreadPoolExecutor | None = None
 
     def save(self, raw: bytes) -> tuple[str, str]:
         """Write ``raw`` to a temporary file; return (sha256, relative path).
@@ -50,24 +52,27 @@ class RawBatch:
             return sha256, relative
 
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._pending[target] = _write_temporary(target, raw)
+            temporary = self._write_temporary(target, raw)
         except OSError as exc:
             raise _store_error(target, exc) from exc
+        self._pending[target] = temporary
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_SYNC_THREADS)
+        self._flushes.append(self._pool.submit(_fsync_path, temporary))
         return sha256, relative
 
     def sync(self) -> None:
         """Make every file of the batch durable under its name."""
         if not self._pending:
+            self.discard()
             return
         try:
-            with ThreadPoolExecutor(_SYNC_THREADS) as pool:
-                list(pool.map(_fsync_path, self._pending.values()))
+            for flush in self._flushes:
+                flush.result()
             for target, temporary in self._pending.items():
                 os.replace(temporary, target)
-            directories = {target.parent for target in self._pending}
-            with ThreadPoolExecutor(_SYNC_THREADS) as pool:
-                list(pool.map(_fsync_path, directories))
+            assert self._pool is not None
+            list(self._pool.map(_fsync_path, {t.parent for t in self._pending}))
         except OSError as exc:
             raise _store_error(next(iter(self._pending)), exc) from exc
         finally:
@@ -75,20 +80,32 @@ class RawBatch:
 
     def discard(self) -> None:
         """Remove the temporary files not yet renamed (the batch failed)."""
+        for flush in self._flushes:
+            flush.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for temporary in self._pending.values():
             temporary.unlink(missing_ok=True)
         self._pending.clear()
+        self._flushes.clear()
 
-
-def _write_temporary(target: Path, raw: bytes) -> Path:
-    fd, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return Path(temporary)
+    def _write_temporary(self, target: Path, raw: bytes) -> Path:
+        folder = target.parent
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        # Named by this process: another lifeline taking the same mail at
+        # the same moment writes its own copy, never into this one.
+        temporary = folder / f"{target.name}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return temporary
 
 
 def _fsync_path(path: Path) -> None:

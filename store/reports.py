@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from ingest.model import FIGURES, Number
@@ -33,7 +33,7 @@ def add(
             )
         )
     versions = [version for version in stored if version is not report]
-    latest = max(versions, key=lambda r: (r.received_at, r.id), default=None)
+    latest = max(versions, key=_arrival, default=None)
     if latest is None:
         report.current = True
         return None
@@ -48,6 +48,12 @@ def add(
     return None
 
 
+def _arrival(report: Report) -> tuple[dt.datetime, bool, int]:
+    """Order of versions received at the same moment: by id, and a version
+    not yet flushed (no id yet) after every stored one, as its id will be."""
+    return report.received_at, report.id is None, report.id or 0
+
+
 def versions_of(
     session: Session, keys: set[tuple[int, str]]
 ) -> dict[tuple[int, str], list[Report]]:
@@ -57,14 +63,21 @@ def versions_of(
     if not keys:
         return found
     # Without the unit: the caller's new reports may bring the same units
-    # from the roster, and a session holds one object per row.
+    # from the roster, and a session holds one object per row. Two plain
+    # IN lists, not a (unit, month) tuple IN: SQLite answers that one by
+    # scanning every report, which grows with each month of a backlog.
     query = (
         select(Report)
-        .where(tuple_(Report.unit_id, Report.period).in_(sorted(keys)))
+        .where(
+            Report.unit_id.in_(sorted({unit for unit, _ in keys})),
+            Report.period.in_(sorted({period for _, period in keys})),
+        )
         .options(lazyload(Report.unit))
     )
     for report in session.scalars(query):
-        found[(report.unit_id, report.period)].append(report)
+        versions = found.get((report.unit_id, report.period))
+        if versions is not None:
+            versions.append(report)
     return found
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from make_tables import ROW_A, ROW_B, TITLE, write_table
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import ingest.pipeline
 from ingest.pipeline import Incoming, Ingest
@@ -296,3 +296,69 @@ def test_the_same_mail_with_rewritten_line_ends_is_a_duplicate(setup) -> None:  
     take(setup, raw, "imported.eml")
 
     assert take(setup, rewritten, "fetched")[0] == "duplicate"
+
+
+def take_all(setup, raws: dict[str, bytes]):  # type: ignore[no-untyped-def]
+    """Take several mails as one batch, as a poll does."""
+    _, sessions, pipeline = setup
+    with sessions() as session:
+        outcomes = pipeline.take_all(
+            session, [Incoming(raw=raw, label=label) for label, raw in raws.items()]
+        )
+        session.commit()
+        return [o.outcome for o in outcomes]
+
+
+def test_a_mail_failing_to_store_in_a_batch_fails_alone(
+    setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    real = ingest.pipeline.report_store.add
+
+    def explode_on_bad(session, report, stored=None):  # type: ignore[no-untyped-def]
+        if report.attachment == "坏.xlsx":
+            raise RuntimeError("a bug in storing")
+        return real(session, report, stored)
+
+    monkeypatch.setattr(ingest.pipeline.report_store, "add", explode_on_bad)
+    raws = {
+        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
+        for name, sender, unit in [
+            ("好1", "dcjd@example.cn", "东城街道"),
+            ("坏", "cgjd_2019@example.com", "城关街道"),
+            ("好2", "nanhu_gov@example.cn", "南湖镇"),
+        ]
+    }
+
+    assert take_all(setup, raws) == ["stored", "failed", "stored"]
+
+    _, sessions, _ = setup
+    with sessions() as session:
+        stored = session.scalars(select(Report).order_by(Report.id))
+        assert [r.unit.name for r in stored] == ["东城街道", "南湖镇"]
+        failed = session.scalar(select(Mail).where(Mail.source == "坏.eml"))
+        assert failed.outcome == "failed"
+        assert [p.code for p in failed.problems] == ["processing-error"]
+        assert session.scalar(select(func.count()).select_from(Mail)) == 3
+
+
+@pytest.mark.parametrize("order", ["oldest first", "newest first"])
+def test_two_versions_in_one_batch_the_later_received_is_current(setup, order: str) -> None:  # type: ignore[no-untyped-def]
+    early = dt.datetime(2025, 5, 12, 9, 0, tzinfo=SHANGHAI)
+    raws = {
+        label: mail("dcjd@example.cn", {f"{label}.xlsx": table("东城街道", row)},
+                    received=received, message_id=f"<{label}@x>")
+        for label, row, received in [
+            ("early", ROW_A, early), ("late", ROW_B, early + dt.timedelta(hours=3)),
+        ]
+    }
+    if order == "newest first":
+        raws = dict(reversed(list(raws.items())))
+
+    assert take_all(setup, raws) == ["stored", "stored"]
+
+    _, sessions, _ = setup
+    with sessions() as session:
+        versions = session.scalars(select(Report).order_by(Report.received_at))
+        assert [(r.attachment, r.current) for r in versions] == [
+            ("early.xlsx", False), ("late.xlsx", True),
+        ]
