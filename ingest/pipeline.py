@@ -27,13 +27,14 @@ from sqlalchemy.orm import Session
 from ingest import period as periods
 from ingest.mail import DecodedMail, decode_mail
 from ingest.model import Attachment, Issue, Table
+from ingest.split import SplitMail
 from ingest.tables import read_tables
 from ingest.units import Roster
 from lifeline.config import Config
 from lifeline.errors import NotATable, TableError
-from store import notices, rawmail
+from store import bulk, notices, rawmail
 from store import reports as report_store
-from store.models import Mail, MailLocation, Problem, Report, Unit, to_db
+from store.models import Base, Mail, MailLocation, Problem, Report, Unit, to_db
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,14 @@ class Location:
 
 @dataclass
 class Incoming:
-    """A raw mail as a source hands it over."""
+    """A raw mail as a source hands it over, with its parts where the
+    IMAP server split it (read instead of parsing the raw mail)."""
 
     raw: bytes
     label: str
     received_at: dt.datetime | None = None
     location: Location | None = None
+    parts: SplitMail | None = None
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Outcome:
     decoded: DecodedMail | None = None
     sender_known: bool = False
     sender_unit_id: int | None = None
+    location: Location | None = None
     notices: list[notices.Pending] = field(default_factory=list)
 
 
@@ -240,9 +244,10 @@ class Ingest:
         alone = [(i, read) for i, read in reads if read.error is not None]
         if together:
             before = known.snapshot(), {key: list(v) for key, v in versions.items()}
+            attached: list[Base] = []
             try:
                 return {
-                    **self._store_together(session, together, versions, known),
+                    **self._store_together(session, together, versions, known, attached),
                     **self._store_alone(session, alone, versions, known),
                 }
             except OperationalError:
@@ -252,9 +257,11 @@ class Ingest:
                     "%d mails could not be stored together; storing them one "
                     "by one", len(together), exc_info=True,
                 )
+                for obj in attached:  # their rows were rolled back
+                    if obj in session:
+                        session.expunge(obj)
                 known.restore(before[0])
                 versions.update(before[1])
-                # The rolled-back reports cannot be added again: read anew.
                 reads = self._read_chunk(chunk)
         return self._store_alone(session, reads, versions, known)
 
@@ -272,20 +279,33 @@ class Ingest:
         reads: list[tuple[int, _Read]],
         versions: dict[VersionKey, list[Report]],
         known: _Known,
+        attached: list[Base],
     ) -> dict[int, Outcome]:
+        """Store mails with one INSERT per table (store.bulk); ``attached``
+        gets the objects put into the session."""
         outcomes: dict[int, Outcome] = {}
         stored: list[Outcome] = []
+        copies: list[tuple[int, Mail, Incoming]] = []
         with session.begin_nested():
             for i, read in reads:
                 seen = known.seen(read)
                 if seen is not None:
-                    outcomes[i] = self._duplicate(session, seen, read.incoming)
+                    copies.append((i, seen, read.incoming))
                     continue
-                outcomes[i] = self._stage(session, read, versions)
+                outcomes[i] = self._stage(read, versions)
                 assert outcomes[i].mail is not None
                 known.add(outcomes[i].mail)
                 stored.append(outcomes[i])
-            session.flush()
+
+            mails = [outcome.mail for outcome in stored if outcome.mail is not None]
+            attached += bulk.insert_mails(session, mails, [
+                _location(o.mail, o.location) for o in stored
+                if o.mail is not None and o.location is not None
+            ])
+            session.flush()  # earlier versions no longer current
+            # Only now: a copy of a mail of this chunk needs its id.
+            for i, mail, incoming in copies:
+                outcomes[i] = self._duplicate(session, mail, incoming)
             self._queue_notices(session, stored)
 
         for outcome in stored:
@@ -334,8 +354,11 @@ class Ingest:
                 _READERS, mp_context=multiprocessing.get_context("forkserver")
             )
         limit = self.config.mailbox.max_attachment_bytes
+        # The raw mail goes with its parts: it is parsed instead where the
+        # parts cannot stand for it.
+        mails = [(incoming.raw, incoming.parts) for incoming in batch]
         return [
-            self._pool.submit(_read_all, [batch[i].raw for i in chunk], limit)
+            self._pool.submit(_read_all, [mails[i] for i in chunk], limit)
             for chunk in chunks
         ]
 
@@ -352,13 +375,11 @@ class Ingest:
                 logger.warning("reading process failed; reading here", exc_info=True)
                 self.close()
         limit = self.config.mailbox.max_attachment_bytes
-        return _read_all([batch[i].raw for i in chunk], limit)
+        return _read_all([(batch[i].raw, batch[i].parts) for i in chunk], limit)
 
     def _duplicate(self, session: Session, mail: Mail, incoming: Incoming) -> Outcome:
         if incoming.location is not None:
             _add_location(session, mail, incoming.location)
-        if mail.id is None:  # a copy of a mail earlier in the same chunk
-            session.flush()
         logger.info("%s: already taken as mail %d, skipped", incoming.label, mail.id)
         return Outcome(incoming.label, mail, "duplicate")
 
@@ -398,7 +419,11 @@ class Ingest:
             if read.error is not None:
                 raise read.error
             with session.begin_nested():
-                outcome = self._stage(session, read, versions)
+                outcome = self._stage(read, versions)
+                assert outcome.mail is not None
+                session.add_all([outcome.mail, *outcome.mail.reports, *outcome.mail.problems])
+                if outcome.location is not None:
+                    session.add(_location(outcome.mail, outcome.location))
                 session.flush()
                 self._queue_notices(session, [outcome])
                 return outcome
@@ -414,11 +439,9 @@ class Ingest:
             )
             return self._failed(session, read.incoming, read.sha256, read.raw_path, exc)
 
-    def _stage(
-        self, session: Session, read: _Read, versions: dict[VersionKey, list[Report]]
-    ) -> Outcome:
-        """Add a mail read and its reports and problems to the session,
-        unflushed."""
+    def _stage(self, read: _Read, versions: dict[VersionKey, list[Report]]) -> Outcome:
+        """The rows of a mail read: the mail with its reports and problems
+        set on it, in no session yet; which versions are current is set."""
         outcome, decoded = read.outcome, read.outcome.decoded
         assert decoded is not None
         mail = Mail(
@@ -434,20 +457,18 @@ class Ingest:
             reports=[],
             problems=[],
         )
-        session.add(mail)
         outcome.mail = mail
-        if read.incoming.location is not None:
-            _add_new_location(session, mail, read.incoming.location)
+        outcome.location = read.incoming.location
 
         for report in read.reports:
             report.mail = mail
             stored = versions[(report.unit_id, report.period)]
-            supersedes = report_store.add(session, report, stored)
+            supersedes = report_store.supersede(report, stored)
             stored.append(report)
             outcome.filed.append(Filed(report, supersedes))
         outcome.outcome = _verdict(outcome)
         mail.outcome = outcome.outcome
-        _record_problems(session, outcome)
+        _record_problems(outcome)
         return outcome
 
     def _reports(
@@ -603,28 +624,32 @@ class Ingest:
                 reports=[],
                 problems=[],
             )
-            session.add(mail)
             if incoming.location is not None:
-                _add_new_location(session, mail, incoming.location)
+                session.add(_location(mail, incoming.location))
             issue = Issue(
                 "processing-error",
                 f"lifeline could not process this mail ({type(exc).__name__}: "
                 f"{exc}); it is kept raw as {raw_path} for the coordinator",
             )
             outcome = Outcome(incoming.label, mail, "failed", problems=[issue])
-            _record_problems(session, outcome)
+            _record_problems(outcome)
+            session.add_all([mail, *mail.problems])
             session.flush()
             self._queue_notices(session, [outcome])
         return outcome
 
 
-def _read_all(raws: list[bytes], max_attachment_bytes: int) -> list[_Contents | Exception]:
+def _read_all(
+    mails: list[tuple[bytes, SplitMail | None]], max_attachment_bytes: int
+) -> list[_Contents | Exception]:
     """Decode mails and read their tables: the part of ingest that needs
     no database, run in a reading process for a backlog."""
     found: list[_Contents | Exception] = []
-    for raw in raws:
+    for raw, parts in mails:
         try:
-            decoded = decode_mail(raw, max_attachment_bytes=max_attachment_bytes)
+            decoded = decode_mail(
+                raw, split=parts, max_attachment_bytes=max_attachment_bytes
+            )
             problems = list(decoded.problems)
             found.append(_Contents(decoded, _read(decoded, problems), problems))
         except Exception as exc:  # noqa: BLE001 - a bad mail becomes its problem
@@ -724,7 +749,7 @@ def _same_mail(stored: Mail | None, read: _Read) -> Mail | None:
     ):
         return stored
     logger.warning(
-        "%s: Message-ID %s was used before by another mail (mail %d); taken "
+        "%s: Message-ID %s was used before by another mail (mail %s); taken "
         "as a new mail", read.incoming.label, stored.message_id, stored.id,
     )
     return None
@@ -738,20 +763,19 @@ def _verdict(outcome: Outcome) -> str:
     return "problem"
 
 
-def _record_problems(session: Session, outcome: Outcome) -> None:
+def _record_problems(outcome: Outcome) -> None:
+    """Set the outcome's problems on its mail, as rows."""
     assert outcome.mail is not None
     first = outcome.filed[0].report if outcome.filed else None
     # With no report, the problem belongs to the sender's unit, if known.
     unit_id = first.unit_id if first else outcome.sender_unit_id
     for issue in outcome.problems:
-        session.add(
-            Problem(
-                mail=outcome.mail,
-                unit_id=unit_id,
-                period=first.period if first else None,
-                code=issue.code,
-                message=issue.message,
-            )
+        Problem(
+            mail=outcome.mail,
+            unit_id=unit_id,
+            period=first.period if first else None,
+            code=issue.code,
+            message=issue.message,
         )
 
 
@@ -766,20 +790,18 @@ def _add_location(session: Session, mail: Mail, where: Location) -> None:
         )
     )
     if exists is None:
-        _add_new_location(session, mail, where)
+        session.add(_location(mail, where))
 
 
-def _add_new_location(session: Session, mail: Mail, where: Location) -> None:
-    """Record where a new mail was found: a new mail cannot have been seen
-    there before, so no lookup is needed."""
-    session.add(
-        MailLocation(
-            mail=mail,
-            account=where.account,
-            folder=where.folder,
-            uidvalidity=where.uidvalidity,
-            uid=where.uid,
-        )
+def _location(mail: Mail, where: Location) -> MailLocation:
+    """Where a mail was found, as a row; for a new mail no lookup is
+    needed, as it cannot have been seen there before."""
+    return MailLocation(
+        mail=mail,
+        account=where.account,
+        folder=where.folder,
+        uidvalidity=where.uidvalidity,
+        uid=where.uid,
     )
 
 

@@ -32,6 +32,12 @@ def add(
                 )
             )
         )
+    return supersede(report, stored)
+
+
+def supersede(report: Report, stored: list[Report]) -> Report | None:
+    """Set which of ``report`` and the ``stored`` versions of its unit and
+    month is current; return the version ``report`` supersedes, if any."""
     versions = [version for version in stored if version is not report]
     latest = max(versions, key=_arrival, default=None)
     if latest is None:

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 import ingest.pipeline
 from ingest.pipeline import Incoming, Ingest
 from lifeline import config as config_module
-from store import db, rawmail, roster
-from store.models import Mail, Problem, Report
+from store import db, notices, rawmail, roster
+from store.models import Mail, Notice, Problem, Report
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -312,14 +312,14 @@ def take_all(setup, raws: dict[str, bytes]):  # type: ignore[no-untyped-def]
 def test_a_mail_failing_to_store_in_a_batch_fails_alone(
     setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    real = ingest.pipeline.report_store.add
+    real = ingest.pipeline.report_store.supersede
 
-    def explode_on_bad(session, report, stored=None):  # type: ignore[no-untyped-def]
+    def explode_on_bad(report, stored):  # type: ignore[no-untyped-def]
         if report.attachment == "坏.xlsx":
             raise RuntimeError("a bug in storing")
-        return real(session, report, stored)
+        return real(report, stored)
 
-    monkeypatch.setattr(ingest.pipeline.report_store, "add", explode_on_bad)
+    monkeypatch.setattr(ingest.pipeline.report_store, "supersede", explode_on_bad)
     raws = {
         f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
         for name, sender, unit in [
@@ -362,3 +362,40 @@ def test_two_versions_in_one_batch_the_later_received_is_current(setup, order: s
         assert [(r.attachment, r.current) for r in versions] == [
             ("early.xlsx", False), ("late.xlsx", True),
         ]
+
+
+def test_a_batch_rolled_back_after_its_rows_were_written_is_stored_again(setup) -> None:  # type: ignore[no-untyped-def]
+    """The chunk's rows are written, then answering one mail fails: the
+    savepoint takes every row back and the mails are stored one by one,
+    reusing the ids the rollback freed without clashing with the objects
+    of the first attempt."""
+    config, sessions, pipeline = setup
+
+    def answer(session, outcome):  # type: ignore[no-untyped-def]
+        if not outcome.filed:
+            return []
+        if outcome.filed[0].report.attachment == "坏.xlsx":
+            raise RuntimeError("a bug in answering")
+        return [notices.Pending("receipt", f"mail-{outcome.mail.id}", ["x@example.cn"], {})]
+
+    pipeline.after_mail = answer
+    raws = {
+        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
+        for name, sender, unit in [
+            ("好1", "dcjd@example.cn", "东城街道"),
+            ("坏", "cgjd_2019@example.com", "城关街道"),
+            ("好2", "nanhu_gov@example.cn", "南湖镇"),
+        ]
+    }
+
+    assert take_all(setup, raws) == ["stored", "failed", "stored"]
+
+    with sessions() as session:
+        mails = {m.source: m for m in session.scalars(select(Mail))}
+        assert sorted(mails) == ["坏.eml", "好1.eml", "好2.eml"]
+        assert [r.attachment for r in mails["好2.eml"].reports] == ["好2.xlsx"]
+        assert mails["坏.eml"].reports == []
+        steps = sorted(n.key for n in session.scalars(select(Notice)))
+        assert steps == sorted(
+            f"receipt:-:-:mail-{mails[name].id}" for name in ("好1.eml", "好2.eml")
+        )
