@@ -138,8 +138,10 @@ def queue_all(session: Session, pending: list[Pending]) -> None:
     if not pending:
         return
     insert = _insert_for(session)
+    # The table, not the mapped class: the ORM's bulk INSERT does per-row
+    # work of its own.
     session.execute(
-        insert(Notice).on_conflict_do_nothing(), [p.row() for p in pending]
+        insert(Notice.__table__).on_conflict_do_nothing(), [p.row() for p in pending]
     )
 
 
