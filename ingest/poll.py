@@ -142,6 +142,7 @@ def _take(
                     mailbox.account, mailbox.settings.folder, mailbox.uidvalidity,
                     fetched.uid,
                 ),
+                parts=fetched.parts,
             )
         )
         if len(batch) >= commit_every:
