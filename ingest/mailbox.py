@@ -71,7 +71,7 @@ class MailboxSettings:
     password: str = field(repr=False)
     folder: str = "INBOX"
     timeout_seconds: float = 30.0
-    batch_size: int = 200
+    batch_size: int = 500
     ca_file: str | None = None
 
     def __post_init__(self) -> None:

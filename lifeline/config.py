@@ -41,7 +41,7 @@ class MailboxConfig:
     folder: str = "INBOX"
     ca_file: str = ""
     timeout_seconds: float = 30.0
-    batch_size: int = 200
+    batch_size: int = 500
     poll_interval_seconds: int = 300
     idle: bool = True
     max_attachment_bytes: int = 25 * 1024 * 1024
