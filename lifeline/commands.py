@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -20,9 +21,11 @@ from lifeline.app import App
 from lifeline.config import Config
 from lifeline.errors import ConfigError, LifelineError, NotATable, TableError
 from lifeline.progress import Progress
-from notify.deliver import DeliveryResult, deliver_pending
 from store import lease, reports, roster
 from store.models import Unit
+
+if TYPE_CHECKING:
+    from notify.deliver import DeliveryResult
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 def _deliver(app: App) -> DeliveryResult:
     """Send what is queued. Nowhere to send is not a reason to fail a
     command whose mail is already stored: the notices wait in the queue."""
+    # Imported where notices go out, not at the top: `run` imports this
+    # module too, and jinja2 and smtplib would only delay its first poll.
+    from notify.deliver import DeliveryResult, deliver_pending
+
     try:
         return deliver_pending(app.sessions, app.config)
     except ConfigError as exc:
@@ -306,6 +313,8 @@ def summary(args: argparse.Namespace) -> int:
 
 
 def deliver(args: argparse.Namespace) -> int:
+    from notify.deliver import deliver_pending
+
     app = _app(args)
     result = deliver_pending(app.sessions, app.config)
     print(f"sent {result.sent}, failed {result.failed}, to retry {result.retried}")
@@ -314,6 +323,7 @@ def deliver(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from lifeline import demo as demo_module
+    from notify.deliver import deliver_pending
 
     config = demo_module.prepare(args.dir)
     app = App(config)

@@ -8,7 +8,10 @@ capped exponential backoff, logging each kind of failure once per spell.
 APScheduler runs the rest on its own threads, each job one at a time and
 coalescing missed runs: sending notices (under the deliver lease),
 reminders, the monthly summary and the stale-poll check. A job that fails
-logs why and runs again at its next time.
+logs why and runs again at its next time. The jobs start after the first
+poll (or at the first wait for the poll lease or for a reconnect): until
+then each of them would wait for the poll's store lock anyway, and
+starting them would only delay the first poll.
 
 Signal handlers only set a flag. On SIGTERM the mail in hand is finished
 and committed, the leases are given back and the process exits 0.
@@ -23,9 +26,9 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import tenacity
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from ingest.idle import wait_for_mail
 from ingest.mailbox import Mailbox
@@ -33,10 +36,10 @@ from ingest.poll import poll_once
 from lifeline.app import App
 from lifeline.errors import LifelineError
 from lifeline.systemd import Systemd
-from notify import reminders, summary
-from notify.deliver import deliver_pending
-from notify.stale import queue_stale_poll_notice
 from store import lease
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +88,6 @@ class Daemon:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self._scheduler = self._build_scheduler()
-        self._scheduler.start()
         self.systemd.notify("READY=1")
         logger.info(
             "lifeline running as %s: mailbox %s/%s, poll every %d s, IDLE %s",
@@ -186,6 +187,7 @@ class Daemon:
                 should_stop=self._should_pause,
             )
         self.failures.recovered()
+        self._start_jobs()
         if result.taken:
             self._deliver_soon()
 
@@ -210,6 +212,7 @@ class Daemon:
     def _sleep(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
         """Wait ``seconds``, waking at once on stop and every tick for the
         watchdog (and ``until``, when given)."""
+        self._start_jobs()  # standing by or backing off: not polled yet
         deadline = time.monotonic() + seconds
         while not self.stopping.is_set():
             left = deadline - time.monotonic()
@@ -231,7 +234,15 @@ class Daemon:
 
     # Scheduled jobs
 
+    def _start_jobs(self) -> None:
+        """Start the scheduled jobs, once; see the module's docstring."""
+        if self._scheduler is None and not self.stopping.is_set():
+            self._scheduler = self._build_scheduler()
+            self._scheduler.start()
+
     def _build_scheduler(self) -> BackgroundScheduler:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         scheduler = BackgroundScheduler(
             timezone=self.config.tz,
             job_defaults={
@@ -263,6 +274,8 @@ class Daemon:
         one writes nothing), and never while another process sends."""
         if self.stopping.is_set() or not self.poll_lease.held:
             return
+        from notify.deliver import deliver_pending
+
         with self._store_lock:
             if not self.deliver_lease.take():
                 return
@@ -274,6 +287,8 @@ class Daemon:
                 self.deliver_lease.give_up()
 
     def remind(self) -> None:
+        from notify import reminders
+
         now = dt.datetime.now(self.config.tz)
         try:
             with self._store_lock, self.app.sessions() as session:
@@ -283,6 +298,8 @@ class Daemon:
             logger.exception("queueing reminders failed")
 
     def summarise(self) -> None:
+        from notify import summary
+
         now = dt.datetime.now(self.config.tz)
         try:
             with self._store_lock, self.app.sessions() as session:
@@ -293,6 +310,8 @@ class Daemon:
 
     def check_stale(self) -> None:
         """Tell the coordinator once when no poll has worked for hours."""
+        from notify.stale import queue_stale_poll_notice
+
         now = dt.datetime.now(self.config.tz)
         try:
             with self._store_lock, self.app.sessions() as session:
