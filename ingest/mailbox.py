@@ -392,9 +392,9 @@ class Mailbox:
                 raise
             except IMAPClientError as exc:
                 logger.warning(
-                    "%s: the server did not split UIDs %s (%s); they are "
-                    "read whole",
-                    self._subject, ",".join(map(str, uids)), _server_text(exc),
+                    "%s: the server did not split %d mails of UIDs %d..%d "
+                    "(%s); they are read whole",
+                    self._subject, len(uids), uids[0], uids[-1], _server_text(exc),
                 )
                 return {}
 
