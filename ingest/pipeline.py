@@ -117,6 +117,25 @@ class _Read:
 
 
 @dataclass
+class Prepared:
+    """A batch whose raw files are written (not yet durable) and whose
+    reading has started; see ``Ingest.prepare``."""
+
+    batch: list[Incoming]
+    raws: rawmail.RawBatch
+    kept: list[tuple[str, str]]  # (sha256, raw path) of each mail
+    message_ids: list[str | None]
+    chunks: list[list[int]]  # the new mails' indexes, as read together
+    futures: list[Future[list[_Contents | Exception]]] | None
+
+    def discard(self) -> None:
+        """Drop the batch unstored: it is fetched again by the next poll."""
+        for future in self.futures or []:
+            future.cancel()
+        self.raws.discard()
+
+
+@dataclass
 class _Chunk:
     """New mails of a batch, as kept on disk, and what reading found in
     them: (batch index, incoming, sha256, raw path, Message-ID) each."""
@@ -186,15 +205,37 @@ class Ingest:
         return self.take_all(session, [incoming])[0]
 
     def take_all(self, session: Session, batch: list[Incoming]) -> list[Outcome]:
-        """Store a batch of mails, each in its own savepoint; the caller
+        """Store a batch of mails, each failing one alone; the caller
         commits them together. Their raw files are durable on return."""
+        return self.finish(session, self.prepare(session, batch))
+
+    def prepare(self, session: Session, batch: list[Incoming]) -> Prepared:
+        """Write a batch's raw files and start reading its new mails. A
+        backlog prepares the next batch before it stores this one, so the
+        reading process reads the one while this process stores the other.
+        Give the result to ``finish``, or to ``Prepared.discard``."""
         raws = rawmail.RawBatch(self.data_dir)
         try:
             kept = [raws.save(incoming.raw) for incoming in batch]
-            outcomes = self._take_kept(session, batch, kept)
-            raws.sync()
+            message_ids = [_message_id(incoming.raw) for incoming in batch]
+            known = _Known(session, [(k[0], m) for k, m in zip(kept, message_ids)])
+            # Only byte-identical mails are skipped unread; one that shares
+            # a Message-ID is read first, to tell a copy from another mail.
+            new = [i for i, (sha256, _) in enumerate(kept) if sha256 not in known.by_hash]
+            chunks = [new[start:start + _CHUNK] for start in range(0, len(new), _CHUNK)]
+            futures = self._submit(batch, chunks)
         except BaseException:
             raws.discard()
+            raise
+        return Prepared(batch, raws, kept, message_ids, chunks, futures)
+
+    def finish(self, session: Session, prepared: Prepared) -> list[Outcome]:
+        """Store a prepared batch; its raw files are durable on return."""
+        try:
+            outcomes = self._take_kept(session, prepared)
+            prepared.raws.sync()
+        except BaseException:
+            prepared.discard()
             raise
         return outcomes
 
@@ -204,21 +245,17 @@ class Ingest:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def _take_kept(
-        self, session: Session, batch: list[Incoming], kept: list[tuple[str, str]]
-    ) -> list[Outcome]:
-        message_ids = [_message_id(incoming.raw) for incoming in batch]
+    def _take_kept(self, session: Session, prepared: Prepared) -> list[Outcome]:
+        batch, kept, message_ids = prepared.batch, prepared.kept, prepared.message_ids
+        # Looked up again: the batch stored since ``prepare`` may hold
+        # copies of this one's mails.
         known = _Known(session, [(k[0], m) for k, m in zip(kept, message_ids)])
-        # Only byte-identical mails are skipped unread; one that shares a
-        # Message-ID is read first, to tell a copy from another mail.
-        new = [i for i, (sha256, _) in enumerate(kept) if sha256 not in known.by_hash]
-        chunks = [new[start:start + _CHUNK] for start in range(0, len(new), _CHUNK)]
-        futures = self._submit(batch, chunks)
 
         # Reading touches no database, so each chunk is read (by the pool
         # while the chunk before is stored) before it is stored.
         outcomes: dict[int, Outcome] = {}
-        for number, chunk in enumerate(chunks):
+        futures = prepared.futures
+        for number, chunk in enumerate(prepared.chunks):
             contents = self._contents(batch, chunk, futures[number] if futures else None)
             read = _Chunk(
                 [(i, batch[i], *kept[i], message_ids[i]) for i in chunk], contents

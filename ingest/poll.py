@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.mailbox import Mailbox
-from ingest.pipeline import Incoming, Ingest, Location
+from ingest.pipeline import Incoming, Ingest, Location, Prepared
 from store.models import Mail, MailboxState, to_db
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,33 @@ def _take(
     should_stop: Callable[[], bool],
 ) -> bool:
     """Take the mails, ``commit_every`` to a transaction; False if
-    ``should_stop`` ended it early."""
+    ``should_stop`` ended it early.
+
+    Each batch is fetched and prepared (raw files written, reading
+    started) before the batch before it is stored and committed, so that
+    the reading process and this one work at the same time.
+    """
+    waiting: Prepared | None = None
+    for batch in _batches(mailbox, uids, commit_every):
+        prepared = ingest.prepare(session, batch)
+        if waiting is not None:
+            try:
+                _commit(session, state, ingest, waiting, result)
+            except BaseException:
+                prepared.discard()
+                raise
+            if should_stop():
+                prepared.discard()
+                return False
+        waiting = prepared
+    if waiting is not None:
+        _commit(session, state, ingest, waiting, result)
+    return True
+
+
+def _batches(
+    mailbox: Mailbox, uids: list[int], size: int
+) -> Iterator[list[Incoming]]:
     batch: list[Incoming] = []
     for fetched in mailbox.fetch(uids):
         batch.append(
@@ -145,27 +171,25 @@ def _take(
                 parts=fetched.parts,
             )
         )
-        if len(batch) >= commit_every:
-            _commit(session, state, ingest, batch, result)
+        if len(batch) >= size:
+            yield batch
             batch = []
-            if should_stop():
-                return False
-    _commit(session, state, ingest, batch, result)
-    return True
+    if batch:
+        yield batch
 
 
 def _commit(
     session: Session,
     state: MailboxState,
     ingest: Ingest,
-    batch: list[Incoming],
+    prepared: Prepared,
     result: PollResult,
 ) -> None:
-    """Take a batch and commit it with the folder's progress."""
-    for outcome in ingest.take_all(session, batch):
+    """Store a batch and commit it with the folder's progress."""
+    for outcome in ingest.finish(session, prepared):
         result.taken += outcome.outcome != "duplicate"
         result.duplicates += outcome.outcome == "duplicate"
-    uids = [incoming.location.uid for incoming in batch if incoming.location]
+    uids = [incoming.location.uid for incoming in prepared.batch if incoming.location]
     state.last_uid = max([state.last_uid or 0, *uids])
     session.commit()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class RawBatch:
         self._flushes: list[Future[None]] = []
         self._folders: set[Path] = set()
         self._pool: ThreadPoolExecutor | None = None
+        self._token = secrets.token_hex(4)
 
     def save(self, raw: bytes) -> tuple[str, str]:
         """Write ``raw`` to a temporary file; return (sha256, relative path).
@@ -95,9 +97,9 @@ class RawBatch:
         if folder not in self._folders:
             folder.mkdir(parents=True, exist_ok=True)
             self._folders.add(folder)
-        # Named by this process: another lifeline taking the same mail at
-        # the same moment writes its own copy, never into this one.
-        temporary = folder / f"{target.name}.{os.getpid()}.tmp"
+        # Named by this batch: another batch or another lifeline taking the
+        # same mail at the same moment writes its own copy, never this one.
+        temporary = folder / f"{target.name}.{os.getpid()}-{self._token}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -399,3 +399,37 @@ def test_a_batch_rolled_back_after_its_rows_were_written_is_stored_again(setup) 
         assert steps == sorted(
             f"receipt:-:-:mail-{mails[name].id}" for name in ("好1.eml", "好2.eml")
         )
+
+
+def test_a_mail_in_two_batches_prepared_together_is_stored_once(setup) -> None:  # type: ignore[no-untyped-def]
+    """A poll prepares the next batch before it stores this one; the same
+    mail in both must be stored once, its raw file whole, no temporary
+    file left behind."""
+    config, sessions, pipeline = setup
+    raw = mail("dcjd@example.cn", {"a.xlsx": table("东城街道")}, message_id="<same@x>")
+    other = mail("nanhu_gov@example.cn", {"b.xlsx": table("南湖镇")}, message_id="<other@x>")
+
+    with sessions() as session:
+        first = pipeline.prepare(session, [Incoming(raw=raw, label="1")])
+        second = pipeline.prepare(
+            session, [Incoming(raw=other, label="2"), Incoming(raw=raw, label="3")]
+        )
+        assert [o.outcome for o in pipeline.finish(session, first)] == ["stored"]
+        assert [o.outcome for o in pipeline.finish(session, second)] == ["stored", "duplicate"]
+        session.commit()
+
+    files = sorted(p.name for p in (config.data_dir / "mail").rglob("*") if p.is_file())
+    assert files == sorted(f"{rawmail.digest(r)}.eml" for r in (raw, other))
+    assert (config.data_dir / rawmail.relative_path(rawmail.digest(raw))).read_bytes() == raw
+
+
+def test_a_prepared_batch_discarded_leaves_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    config, sessions, pipeline = setup
+    raw = mail("dcjd@example.cn", {"a.xlsx": table("东城街道")}, message_id="<gone@x>")
+
+    with sessions() as session:
+        pipeline.prepare(session, [Incoming(raw=raw, label="1")]).discard()
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(Mail)) == 0
+
+    assert [p for p in (config.data_dir / "mail").rglob("*") if p.is_file()] == []
