@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
@@ -688,10 +688,24 @@ def _read_all(
                 raw, split=parts, max_attachment_bytes=max_attachment_bytes
             )
             problems = list(decoded.problems)
-            found.append(_Contents(decoded, _read(decoded, problems), problems))
+            tables = _read(decoded, problems)
+            found.append(_without_files(_Contents(decoded, tables, problems)))
         except Exception as exc:  # noqa: BLE001 - a bad mail becomes its problem
             found.append(exc)
     return found
+
+
+def _without_files(contents: _Contents) -> _Contents:
+    """``contents`` without the files' bytes: once read, only their names
+    are needed, and a backlog's reading process would send every file back
+    to be unpickled and held until its batch is stored."""
+    emptied = {id(a): replace(a, content=b"") for a in contents.decoded.attachments}
+    contents.decoded.attachments = list(emptied.values())
+    contents.tables = [
+        (emptied.get(id(attachment)) or replace(attachment, content=b""), table)
+        for attachment, table in contents.tables
+    ]
+    return contents
 
 
 def _read(decoded: DecodedMail, problems: list[Issue]) -> list[tuple[Attachment, Table]]:
