@@ -137,20 +137,23 @@ def _take(
     the reading process and this one work at the same time.
     """
     waiting: Prepared | None = None
-    for batch in _batches(mailbox, uids, commit_every):
-        prepared = ingest.prepare(session, batch)
+    try:
+        for batch in _batches(mailbox, uids, commit_every):
+            prepared = ingest.prepare(session, batch)
+            stored, waiting = waiting, prepared
+            if stored is not None:
+                _commit(session, state, ingest, stored, result)
+                if should_stop():
+                    return False
+        stored, waiting = waiting, None
+        if stored is not None:
+            _commit(session, state, ingest, stored, result)
+    finally:
+        # A batch prepared but not stored (stopped, or the next batch's
+        # fetch or preparation failed) leaves no temporary file behind;
+        # the next poll fetches it again.
         if waiting is not None:
-            try:
-                _commit(session, state, ingest, waiting, result)
-            except BaseException:
-                prepared.discard()
-                raise
-            if should_stop():
-                prepared.discard()
-                return False
-        waiting = prepared
-    if waiting is not None:
-        _commit(session, state, ingest, waiting, result)
+            waiting.discard()
     return True
 
 
