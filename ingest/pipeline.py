@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import re
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -856,10 +857,15 @@ def _location(mail: Mail, where: Location) -> MailLocation:
     )
 
 
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
 def _message_id(raw: bytes) -> str | None:
     """The Message-ID from the header block, cheaply, before decoding."""
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    for line in head.splitlines():
+    # Mailers fold a long Message-ID onto the next line ("Message-ID:"
+    # alone, the id indented below it): unfolded, it is found as stored.
+    for line in _FOLD.sub(b" ", head).splitlines():
         if line[:11].lower() == b"message-id:":
             value = line[11:].strip().decode("ascii", "replace")
             return value or None

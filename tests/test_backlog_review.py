@@ -254,3 +254,118 @@ def test_a_chunk_that_falls_back_keeps_versions_and_notices_right(app: App) -> N
     receipts = {o.mail.id for o in outcomes if o.outcome == "stored"}
     assert {f"receipt:3:2025-05:mail-{outcomes[i].mail.id}" for i in (0, 2)} <= set(keys)
     assert len(keys) == len(receipts)
+
+
+def test_a_failing_version_after_one_of_its_own_chunk_leaves_that_one_current(
+    app: App,
+) -> None:
+    """The version a refused newer one would have replaced was stored in
+    the same chunk: it stays the current one."""
+    long_name = "西城街道5月份统计表" * 40 + ".xlsx"
+    newer = mail(
+        "xicheng_office@example.cn", {long_name: table("西城街道", ROW_B)},
+        received=dt.datetime(2025, 5, 10, 9, 0, tzinfo=SHANGHAI),
+    )
+    ingest = app.ingest()
+    with app.sessions() as session:
+        outcomes = ingest.take_all(
+            session, [Incoming(_version(8, ROW_A), "1.eml"), Incoming(newer, "2.eml")]
+        )
+        session.commit()
+
+    newer_stored = outcomes[1].outcome == "stored"
+    assert outcomes[0].outcome == "stored"
+    assert _current(app)[0] == ("a8.xlsx", not newer_stored)
+    assert sum(current for _, current in _current(app)) == 1
+
+
+UNITS = {
+    "城关街道": "cgjd_2019@example.com",
+    "东城街道": "dcjd@example.cn",
+    "西城街道": "xicheng_office@example.cn",
+    "南湖镇": "nanhu_gov@example.cn",
+}
+
+
+@pytest.mark.dovecot
+def test_versions_received_out_of_order_across_chunks_and_batches(
+    app: App, dovecot  # type: ignore[no-untyped-def]
+) -> None:
+    """Fifteen versions per unit, delivered in a shuffled order of their
+    receipt times, taken in chunks and batches: the one received last is
+    the current one, and a receipt calls a version a correction exactly
+    when it replaced one in force."""
+    import random
+
+    from ingest.mailbox import Mailbox
+    from ingest.poll import poll_once
+
+    chance = random.Random(7)
+    sent = []
+    for name, sender in UNITS.items():
+        for version in range(15):
+            row = [v + version if isinstance(v, int) else v for v in ROW_A]
+            when = dt.datetime(2025, 5, 1, 8, tzinfo=SHANGHAI) + dt.timedelta(
+                hours=chance.randrange(500)
+            )
+            raw = mail(sender, {f"v{version}.xlsx": table(name, row)},
+                       subject=f"5月 {version}", received=when)
+            sent.append((raw, when))
+    chance.shuffle(sent)
+    dovecot.deliver(sent)
+
+    with Mailbox(_settings(dovecot)) as box:
+        poll_once(app.sessions, box, app.ingest, commit_every=35)
+
+    with app.sessions() as session:
+        reports = session.scalars(select(Report).order_by(Report.id)).all()
+        receipts = {
+            n.mail_id: n.context["correction"]
+            for n in session.scalars(select(Notice).where(Notice.kind == "receipt"))
+        }
+        assert len(reports) == 60 == len(receipts)
+        for name in UNITS:
+            mine = [r for r in reports if r.unit.name == name]
+            latest = max(mine, key=lambda r: (r.received_at, r.id))
+            assert [r for r in mine if r.current] == [latest]
+        # In the order taken (the delivery order), a version is a
+        # correction when it is later than every version taken before it.
+        seen: dict[int, list[dt.datetime]] = {}
+        for report in sorted(reports, key=lambda r: r.mail.source.rsplit("/", 1)[1].zfill(4)):
+            before = seen.setdefault(report.unit_id, [])
+            expected = bool(before) and report.received_at >= max(before)
+            assert receipts[report.mail_id] == expected, report.mail.source
+            before.append(report.received_at)
+
+
+def _folded(raw: bytes) -> bytes:
+    """``raw`` with its Message-ID header folded onto a second line, as
+    mailers do with long ones."""
+    assert b"\nMessage-ID: " in raw
+    return raw.replace(b"\nMessage-ID: ", b"\nMessage-ID:\n ", 1)
+
+
+@pytest.mark.parametrize("together", [True, False])
+def test_a_copy_with_a_folded_message_id_is_a_duplicate(
+    app: App, together: bool
+) -> None:
+    """The same mail again under other bytes is recognised by its
+    Message-ID also when the header is folded."""
+    from store.models import Mail
+
+    raw = _folded(_version(8, ROW_A))
+    copy = b"X-Resent: yes\n" + raw
+    ingest = app.ingest()
+    batches = [[raw, copy]] if together else [[raw], [copy]]
+    outcomes = []
+    for batch in batches:
+        with app.sessions() as session:
+            outcomes += ingest.take_all(
+                session, [Incoming(m, f"{n}.eml") for n, m in enumerate(batch)]
+            )
+            session.commit()
+    with app.sessions() as session:
+        stored = session.scalars(select(Mail)).all()
+    assert stored[0].message_id
+    assert [o.outcome for o in outcomes] == ["stored", "duplicate"]
+    assert len(stored) == 1
