@@ -13,6 +13,7 @@ line one JSON object. Everything it starts and writes is removed at the end.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import json
 import os
@@ -401,6 +402,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="also run one backlog poll under cProfile into FILE")
     args = parser.parse_args()
     lifeline_runs = args.lifeline_runs or (1 if args.mails >= 5000 else 3)
+    compile_sources()
 
     results = Results(args.mails)
     with tempfile.TemporaryDirectory(prefix="lifeline-bench-") as tmp, BenchDovecot() as server:
@@ -408,6 +410,14 @@ def main() -> None:
         measure(server, work, results, args, lifeline_runs)
     print_table(results)
     print(json.dumps(results.values))
+
+
+def compile_sources() -> None:
+    """Byte-compile lifeline as installing it would: with
+    PYTHONDONTWRITEBYTECODE set (or a read-only tree), every timed start
+    would compile the edited modules again, some 60 ms of start-up."""
+    for package in ("lifeline", "ingest", "store", "notify"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def measure(server: BenchDovecot, work: Path, results: Results, args: argparse.Namespace, lifeline_runs: int) -> None:
