@@ -4,22 +4,29 @@ versions, receipts and failures within one chunk, on real databases."""
 from __future__ import annotations
 
 import datetime as dt
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dovecot import Dovecot
 from make_tables import ROW_A, ROW_B
 from sqlalchemy import select
+from test_faults import backlog
 from test_pipeline import SHANGHAI, mail, table
 
+from ingest.mailbox import Mailbox, MailboxSettings
 from ingest.pipeline import Incoming
+from ingest.poll import poll_once
 from lifeline import config as config_module
 from lifeline.app import App
+from lifeline.errors import StoreError
 from store import rawmail, roster
-from store.models import Notice, Report
+from store.models import Mail, MailboxState, MailLocation, Notice, Report
 
 
 @pytest.fixture
-def app(tmp_path: Path, shared_dir: Path, database_url: str) -> App:
+def app(tmp_path: Path, shared_dir: Path, database_url: str) -> Iterator[App]:
     """A wired App (receipts queued) on a fresh database with the roster."""
     config = config_module.from_dict(
         {"store": {"data_dir": str(tmp_path / "data"), "url": database_url}}
@@ -103,15 +110,12 @@ def test_a_failing_new_version_leaves_the_stored_one_current(app: App) -> None:
 
 
 def _last_uid(app: App) -> int:
-    from store.models import MailboxState
 
     with app.sessions() as session:
         return session.scalars(select(MailboxState)).one().last_uid
 
 
-def _settings(server):  # type: ignore[no-untyped-def]
-    from ingest.mailbox import MailboxSettings
-
+def _settings(server: Dovecot) -> MailboxSettings:
     return MailboxSettings(
         host=server.host, port=server.port, tls="none", user=server.user,
         password=server.password, timeout_seconds=10,
@@ -120,16 +124,12 @@ def _settings(server):  # type: ignore[no-untyped-def]
 
 @pytest.mark.dovecot
 def test_a_stopped_poll_resumes_without_losing_or_repeating_a_mail(
-    app: App, dovecot, shared_dir: Path  # type: ignore[no-untyped-def]
+    app: App, dovecot: Dovecot, shared_dir: Path
 ) -> None:
-    from test_faults import backlog
-
-    from ingest.mailbox import Mailbox
-    from ingest.poll import poll_once
     """Stopped after its first batch (the second already fetched and
     prepared), a poll commits that batch and its UID only; the next poll
     takes the rest once, every raw file whole and no temporary file left."""
-    from store.models import Mail
+
 
     mails = backlog(shared_dir, 130)
     dovecot.deliver(mails)
@@ -154,17 +154,12 @@ def test_a_stopped_poll_resumes_without_losing_or_repeating_a_mail(
 
 @pytest.mark.dovecot
 def test_a_batch_that_cannot_be_prepared_leaves_no_temporary_file(
-    app: App, dovecot, shared_dir: Path  # type: ignore[no-untyped-def]
+    app: App, dovecot: Dovecot, shared_dir: Path
 ) -> None:
-    from test_faults import backlog
-
-    from ingest.mailbox import Mailbox
-    from ingest.poll import poll_once
-    from lifeline.errors import StoreError
     """The second batch's raw file cannot be written (a file stands where
     its folder goes): the first batch, prepared and waiting, leaves no
     temporary file, and the next poll takes every mail once."""
-    from store.models import Mail
+
 
     # Mails Dovecot keeps byte for byte (no bare CR or LF), so their raw
     # file names are known before they are fetched.
@@ -197,20 +192,17 @@ def test_a_batch_that_cannot_be_prepared_leaves_no_temporary_file(
 
 @pytest.mark.dovecot
 @pytest.mark.parametrize("batch", [60, 120, 45])
-def test_copies_under_other_bytes_are_duplicates_with_their_locations(
-    app: App, dovecot, shared_dir: Path, batch: int  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("header", [b"", b"X-Resent: yes\r\n"])
+def test_copies_are_duplicates_with_their_locations(
+    app: App, dovecot: Dovecot, shared_dir: Path, batch: int, header: bytes
 ) -> None:
-    from test_faults import backlog
+    """Each mail again, byte for byte or under other bytes, in the same
+    chunk, the same batch or the next one: a duplicate whose UID is
+    recorded with the first copy, and notices only for new mails."""
 
-    from ingest.mailbox import Mailbox
-    from ingest.poll import poll_once
-    """Each mail again under other bytes, in the same chunk, the same
-    batch or the next one: a duplicate whose UID is recorded with the
-    first copy, and one notice queue per new mail."""
-    from store.models import Mail, MailLocation
 
     mails = [raw for raw, _ in backlog(shared_dir, 60)]
-    again = [b"X-Resent: yes\r\n" + raw for raw in mails]
+    again = [header + raw for raw in mails]
     dovecot.deliver([(raw, None) for raw in mails + again])
     with Mailbox(_settings(dovecot)) as box:
         result = poll_once(app.sessions, box, app.ingest, commit_every=batch)
@@ -252,7 +244,8 @@ def test_a_chunk_that_falls_back_keeps_versions_and_notices_right(app: App) -> N
     assert outcomes[1].outcome in ("stored", "failed")
     assert len(keys) == len(set(keys))
     receipts = {o.mail.id for o in outcomes if o.outcome == "stored"}
-    assert {f"receipt:3:2025-05:mail-{outcomes[i].mail.id}" for i in (0, 2)} <= set(keys)
+    versioned = {f"receipt:3:2025-05:mail-{outcomes[i].mail.id}" for i in (0, 2)}
+    assert versioned <= set(keys)
     assert len(keys) == len(receipts)
 
 
@@ -289,16 +282,13 @@ UNITS = {
 
 @pytest.mark.dovecot
 def test_versions_received_out_of_order_across_chunks_and_batches(
-    app: App, dovecot  # type: ignore[no-untyped-def]
+    app: App, dovecot: Dovecot
 ) -> None:
     """Fifteen versions per unit, delivered in a shuffled order of their
     receipt times, taken in chunks and batches: the one received last is
     the current one, and a receipt calls a version a correction exactly
     when it replaced one in force."""
-    import random
 
-    from ingest.mailbox import Mailbox
-    from ingest.poll import poll_once
 
     chance = random.Random(7)
     sent = []
@@ -331,7 +321,8 @@ def test_versions_received_out_of_order_across_chunks_and_batches(
         # In the order taken (the delivery order), a version is a
         # correction when it is later than every version taken before it.
         seen: dict[int, list[dt.datetime]] = {}
-        for report in sorted(reports, key=lambda r: r.mail.source.rsplit("/", 1)[1].zfill(4)):
+        taken = sorted(reports, key=lambda r: int(r.mail.source.rsplit("/", 1)[1]))
+        for report in taken:
             before = seen.setdefault(report.unit_id, [])
             expected = bool(before) and report.received_at >= max(before)
             assert receipts[report.mail_id] == expected, report.mail.source
@@ -351,7 +342,6 @@ def test_a_copy_with_a_folded_message_id_is_a_duplicate(
 ) -> None:
     """The same mail again under other bytes is recognised by its
     Message-ID also when the header is folded."""
-    from store.models import Mail
 
     raw = _folded(_version(8, ROW_A))
     copy = b"X-Resent: yes\n" + raw
