@@ -69,6 +69,10 @@ class Filed:
 
     report: Report
     supersedes: Report | None = None
+    # Whether it was the version in force when its mail was taken: a later
+    # mail of the same chunk may change ``report.current`` before the
+    # chunk's receipts are written.
+    current: bool = True
 
 
 @dataclass
@@ -503,7 +507,7 @@ class Ingest:
             stored = versions[(report.unit_id, report.period)]
             supersedes = report_store.supersede(report, stored)
             stored.append(report)
-            outcome.filed.append(Filed(report, supersedes))
+            outcome.filed.append(Filed(report, supersedes, report.current))
         outcome.outcome = _verdict(outcome)
         mail.outcome = outcome.outcome
         _record_problems(outcome)

@@ -72,6 +72,7 @@ class App:
             sender_is_known=outcome.sender_known,
             auto_reply=outcome.decoded is None or outcome.decoded.auto_reply,
             correction=any(filed.supersedes is not None for filed in outcome.filed),
+            not_current=any(not filed.current for filed in outcome.filed),
         )
 
     def mailbox_settings(self) -> MailboxSettings:

@@ -39,12 +39,14 @@ def queue_receipt(
     sender_is_known: bool,
     auto_reply: bool,
     correction: bool | None = None,
+    not_current: bool | None = None,
 ) -> list[Notice]:
     """Queue what ``mail`` should be answered with; return the notices
     queued (none for a key queued before)."""
     found = receipt_notices(
         session, config, mail, reports, problems,
-        sender_is_known=sender_is_known, auto_reply=auto_reply, correction=correction,
+        sender_is_known=sender_is_known, auto_reply=auto_reply,
+        correction=correction, not_current=not_current,
     )
     queued = [notices.queue_pending(session, pending) for pending in found]
     return [notice for notice in queued if notice is not None]
@@ -60,6 +62,7 @@ def receipt_notices(
     sender_is_known: bool,
     auto_reply: bool,
     correction: bool | None = None,
+    not_current: bool | None = None,
 ) -> list[notices.Pending]:
     """What ``mail`` should be answered with, not yet queued: the
     pipeline queues a whole batch's in one statement.
@@ -69,6 +72,8 @@ def receipt_notices(
     senders get an answer only when the configuration says so.
     ``correction`` says whether a report replaces an earlier version of
     its month; the pipeline knows, else the stored history is read.
+    ``not_current`` says whether a later version already stood when the
+    mail was taken; else it is read from the reports as they are now.
     """
     may_answer = (
         not auto_reply
@@ -80,7 +85,9 @@ def receipt_notices(
 
     found: list[notices.Pending | None] = []
     if may_answer:
-        found.append(_answer(session, config, mail, reports, problems, correction))
+        found.append(
+            _answer(session, config, mail, reports, problems, correction, not_current)
+        )
     found.append(_attention(session, config, mail, reports, problems, may_answer))
     return [pending for pending in found if pending is not None]
 
@@ -92,6 +99,7 @@ def _answer(
     reports: list[Report],
     problems: list[Problem],
     correction: bool | None,
+    not_current: bool | None,
 ) -> notices.Pending | None:
     context = _mail_context(session, config, mail, problems)
     if not reports:
@@ -112,7 +120,9 @@ def _answer(
             r.current and len(history(session, r.unit_id, r.period)) > 1
             for r in reports
         )
-    context.update(_receipt_context(session, config, reports, correction))
+    if not_current is None:
+        not_current = any(not r.current for r in reports)
+    context.update(_receipt_context(session, config, reports, correction, not_current))
     return notices.Pending(
         kind="receipt",
         step=f"mail-{mail.id}",
@@ -178,7 +188,11 @@ def _mail_context(
 
 
 def _receipt_context(
-    session: Session, config: Config, reports: list[Report], correction: bool
+    session: Session,
+    config: Config,
+    reports: list[Report],
+    correction: bool,
+    not_current: bool,
 ) -> dict[str, Any]:
     first = reports[0]
     year, month = first.period.split("-")
@@ -191,7 +205,7 @@ def _receipt_context(
         "correction": correction,
         # A version received before the one in force (mail delivered
         # late, or imported out of order) changes nothing: say so.
-        "not_current": any(not r.current for r in reports),
+        "not_current": not_current,
         "reports": [_report_json(session, r) for r in reports],
     }
 

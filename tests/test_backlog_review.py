@@ -56,12 +56,6 @@ def _receipts(app: App) -> dict[str, tuple[bool, bool]]:
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a chunk's receipts are built after all its versions are staged, "
-    "so the first version reads as not current; lifeline/app.py would need "
-    "each report's flag as its own mail left it",
-)
 def test_receipts_of_versions_do_not_depend_on_sharing_a_batch(app: App) -> None:
     """Two versions taken in one batch get the receipts they get when
     taken one by one: the earlier one is not called superseded by a
