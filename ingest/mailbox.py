@@ -264,7 +264,12 @@ class Mailbox:
 
     def _connect(self) -> IMAPClient:
         settings = self.settings
-        context = ssl.create_default_context(cafile=settings.ca_file)
+        # Loading the CA certificates costs tens of ms of start-up: not
+        # for a plain loopback connection.
+        context = (
+            None if settings.tls == "none"
+            else ssl.create_default_context(cafile=settings.ca_file)
+        )
         timeout = SocketTimeout(
             connect=settings.timeout_seconds, read=settings.timeout_seconds
         )
@@ -277,6 +282,7 @@ class Mailbox:
                 timeout=timeout,
             )
             if settings.tls == "starttls":
+                assert context is not None
                 client.starttls(context)
         # imapclient's default turns INTERNALDATE into naive local time;
         # lifeline wants the server's offset kept.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -104,3 +106,14 @@ def upgrade(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def upsert_insert(session: Session) -> Any:
+    """The INSERT construct of the session's dialect, which offers
+    ON CONFLICT DO NOTHING on both SQLite and PostgreSQL. Only the dialect
+    in use is imported: loading PostgreSQL's too would cost a daemon on
+    SQLite a twentieth of its start-up (asyncpg, asyncio)."""
+    name = session.get_bind().dialect.name
+    if name not in ("sqlite", "postgresql"):
+        raise StoreError(f"lifeline needs SQLite or PostgreSQL, not {name}")
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert

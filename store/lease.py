@@ -18,7 +18,6 @@ of this host that no longer exists, the lease is taken over at once.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import os
 import secrets
@@ -29,6 +28,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.db import upsert_insert
 from store.models import Lease, to_db, utc
 
 logger = logging.getLogger(__name__)
@@ -169,12 +169,8 @@ def _update(
 
 
 def _insert(session: Session, name: str, owner: str, until: dt.datetime) -> bool:
-    # The dialect in use is loaded already; importing the other one would
-    # cost a daemon on SQLite a twentieth of its start-up (asyncpg, asyncio).
-    backend = "postgresql" if _dialect(session) == "postgresql" else "sqlite"
-    dialect = importlib.import_module(f"sqlalchemy.dialects.{backend}")
     statement = (
-        dialect.insert(Lease)
+        upsert_insert(session)(Lease)
         .values(name=name, owner=owner, expires_at=until)
         .on_conflict_do_nothing()
         .returning(Lease.name)
@@ -215,7 +211,3 @@ def _is_dead_local_process(owner: str) -> bool:
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     return to_db(now or dt.datetime.now(dt.UTC))
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name

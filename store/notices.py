@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.db import upsert_insert
 from store.models import Notice, to_db, utcnow
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def queue_pending(session: Session, pending: Pending) -> Notice | None:
     BEGIN of its own), which would break the promise that a notice is
     queued in the same transaction as its cause.
     """
-    insert = _insert_for(session)
+    insert = upsert_insert(session)
     statement = (
         insert(Notice)
         .values(**pending.row())
@@ -137,7 +137,7 @@ def queue_all(session: Session, pending: list[Pending]) -> None:
     (see ``log_queued``)."""
     if not pending:
         return
-    insert = _insert_for(session)
+    insert = upsert_insert(session)
     # The table, not the mapped class: the ORM's bulk INSERT does per-row
     # work of its own.
     session.execute(
@@ -149,15 +149,6 @@ def log_queued(pending: Pending) -> None:
     """The log line of a notice queued by ``queue_all``, for the caller to
     write after its own line about the notice's cause."""
     logger.info("notice %s: queued for %s", pending.key, ", ".join(pending.recipients))
-
-
-def _insert_for(session: Session) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"notices need SQLite or PostgreSQL, not {name}")
 
 
 def exists(session: Session, key: str) -> bool:
