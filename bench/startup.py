@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=50)
     parser.add_argument("--starts", type=int, default=7)
     args = parser.parse_args()
+    bench.compile_sources()
 
     with tempfile.TemporaryDirectory(prefix="lifeline-startup-") as tmp, bench.BenchDovecot() as server:
         work = Path(tmp)
