@@ -186,9 +186,10 @@ class Mailbox:
                 found[uid] = _message_id(data.get(MESSAGE_ID_KEY, b""))
         return found
 
-    def fetch(self, uids: list[int]) -> Iterator[FetchedMail]:
+    def fetch(self, uids: list[int], *, split_parts: bool = True) -> Iterator[FetchedMail]:
         """The mails with these UIDs, in UID order, without marking them
-        seen, each split into its parts where the server can.
+        seen, each split into its parts where the server can (unless
+        ``split_parts`` is False).
 
         A batch takes one FETCH for the mails and their structure, then one
         for the parts of all its mails of each structure, so a backlog of
@@ -202,6 +203,12 @@ class Mailbox:
                 batch[-1],
                 len(batch),
             )
+            if not split_parts:
+                with self._translated("FETCH"):
+                    response = self._selected().fetch(batch, MAIL_ITEMS)
+                yield from self._fetched_mails(batch, response)
+                continue
+
             with self._translated("FETCH"):
                 response = self._fetch_with_structure(batch)
             mails = list(self._fetched_mails(batch, response))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -353,3 +354,26 @@ def test_a_copy_with_a_folded_message_id_is_a_duplicate(
     assert stored[0].message_id
     assert [o.outcome for o in outcomes] == ["stored", "duplicate"]
     assert len(stored) == 1
+
+
+@pytest.mark.dovecot
+def test_a_few_new_mails_take_one_fetch_and_a_backlog_is_split(
+    app: App, dovecot: Dovecot, shared_dir: Path
+) -> None:
+    """A pushed mail is fetched whole in one round trip (to a distant
+    server the split's second round trip is latency); a backlog is split
+    by the server, one FETCH of its structure then its parts."""
+    dovecot.deliver(backlog(shared_dir, 3))
+    with Mailbox(_settings(dovecot)) as box:
+        poll_once(app.sessions, box, app.ingest)
+    few = re.findall(r"UID FETCH \S+ \(([^)]*)", dovecot.protocol_log())
+    assert len(few) == 1 and "BODYSTRUCTURE" not in few[0]
+
+    dovecot.deliver(backlog(shared_dir, 60))
+    with Mailbox(_settings(dovecot)) as box:
+        poll_once(app.sessions, box, app.ingest)
+    fetches = re.findall(r"UID FETCH \S+ \(([^)]*)", dovecot.protocol_log())[1:]
+    assert "BODYSTRUCTURE" in fetches[0]
+    assert any("BODY.PEEK[2]" in fetch for fetch in fetches[1:])
+    with app.sessions() as session:
+        assert len(session.scalars(select(Mail)).all()) == 60  # the first 3 again
