@@ -169,27 +169,30 @@ class _Known:
             or_(Mail.sha256.in_(hashes), Mail.message_id.in_(ids))
         )
         self.by_hash: dict[str, Mail] = {}
-        self.by_id: dict[str, Mail] = {}
+        # Every mail of a Message-ID: mailers reuse them, and a copy may
+        # be of any of the mails that share its id.
+        self.by_id: dict[str, list[Mail]] = {}
         for mail in session.scalars(query):
             self.add(mail)
 
     def add(self, mail: Mail) -> None:
         self.by_hash[mail.sha256] = mail
         if mail.message_id:
-            self.by_id.setdefault(mail.message_id, mail)
+            self.by_id.setdefault(mail.message_id, []).append(mail)
 
     def seen(self, read: _Read) -> Mail | None:
         """The stored mail ``read`` is a copy of, if any."""
         seen = self.by_hash.get(read.sha256)
         if seen is None and read.message_id:
-            seen = _same_mail(self.by_id.get(read.message_id), read)
+            seen = _same_mail(self.by_id.get(read.message_id, []), read)
         return seen
 
-    def snapshot(self) -> tuple[dict[str, Mail], dict[str, Mail]]:
-        return dict(self.by_hash), dict(self.by_id)
+    def snapshot(self) -> tuple[dict[str, Mail], dict[str, list[Mail]]]:
+        return dict(self.by_hash), {key: list(v) for key, v in self.by_id.items()}
 
-    def restore(self, snapshot: tuple[dict[str, Mail], dict[str, Mail]]) -> None:
-        self.by_hash, self.by_id = (dict(found) for found in snapshot)
+    def restore(self, snapshot: tuple[dict[str, Mail], dict[str, list[Mail]]]) -> None:
+        self.by_hash = dict(snapshot[0])
+        self.by_id = {key: list(v) for key, v in snapshot[1].items()}
 
 
 class Ingest:
@@ -793,20 +796,22 @@ def _latest_per_unit(reports: list[tuple[str, Report]]) -> list[Report]:
     return [report for _, report in reports if report in kept]
 
 
-def _same_mail(stored: Mail | None, read: _Read) -> Mail | None:
-    """``stored`` when it is the mail ``read`` again under other bytes (a
-    server rewrote its line ends, say): same Message-ID, sender and subject.
-    A different mail that reuses a Message-ID is taken on its own."""
+def _same_mail(stored: list[Mail], read: _Read) -> Mail | None:
+    """The mail of ``stored`` (all with ``read``'s Message-ID) that ``read``
+    is again under other bytes (a server rewrote its line ends, say): same
+    sender and subject. A different mail that reuses a Message-ID is taken
+    on its own."""
     decoded = read.outcome.decoded
-    if stored is None:
+    if not stored:
         return None
-    if decoded is None or (stored.sender, stored.subject) == (
-        decoded.sender, decoded.subject
-    ):
-        return stored
+    if decoded is None:
+        return stored[0]
+    for mail in stored:
+        if (mail.sender, mail.subject) == (decoded.sender, decoded.subject):
+            return mail
     logger.warning(
         "%s: Message-ID %s was used before by another mail (mail %s); taken "
-        "as a new mail", read.incoming.label, stored.message_id, stored.id,
+        "as a new mail", read.incoming.label, stored[0].message_id, stored[0].id,
     )
     return None
 

@@ -298,6 +298,20 @@ def test_the_same_mail_with_rewritten_line_ends_is_a_duplicate(setup) -> None:  
     assert take(setup, rewritten, "fetched")[0] == "duplicate"
 
 
+def test_a_copy_of_the_second_mail_sharing_a_message_id_is_a_duplicate(setup) -> None:  # type: ignore[no-untyped-def]
+    """Two mails share a Message-ID; the second comes again under other
+    bytes (fetched, then imported from a file with other line ends): it is
+    recognised as the second one, not taken again."""
+    first = mail("dcjd@example.cn", {"a.xlsx": table("东城街道", ROW_A)}, message_id="<same@x>")
+    second = mail("dcjd@example.cn", {"b.xlsx": table("东城街道", ROW_B)},
+                  subject="更正：5月份统计表", message_id="<same@x>")
+
+    take(setup, first, "first.eml")
+    take(setup, second, "second.eml")
+
+    assert take(setup, second.replace(b"\r\n", b"\n"), "second again")[0] == "duplicate"
+
+
 def take_all(setup, raws: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """Take several mails as one batch, as a poll does."""
     _, sessions, pipeline = setup
