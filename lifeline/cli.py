@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("poll", "poll", "poll the mailbox")
     p.add_argument("--once", action="store_true", required=True, help="one poll, then exit")
+    p.add_argument(
+        "--no-notices", action="store_true",
+        help="queue and send no notices (a first catch-up on years of mail)",
+    )
 
     p = command("import", "import_", "take .eml files, a Maildir or an mbox as if they came from the mailbox")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")

@@ -72,18 +72,29 @@ def poll(args: argparse.Namespace) -> int:
     try:
         with app.mailbox() as mailbox:
             result = poll_once(
-                app.sessions, mailbox, app.ingest,
+                app.sessions, mailbox, lambda session: _ingest(app, session, args),
                 commit_every=app.config.mailbox.batch_size,
                 should_stop=lambda: not poll_lease.keep(),
             )
     finally:
         poll_lease.give_up()
-    delivery = _deliver(app)
     logger.info(
-        "poll done: %d new, %d taken, %d already known; notices sent %d, failed %d",
-        result.new, result.taken, result.duplicates, delivery.sent, delivery.failed,
+        "poll done: %d new, %d taken, %d already known",
+        result.new, result.taken, result.duplicates,
     )
+    if not args.no_notices:
+        delivery = _deliver(app)
+        logger.info("notices sent %d, failed %d", delivery.sent, delivery.failed)
     return 0
+
+
+def _ingest(app: App, session: Session, args: argparse.Namespace) -> Ingest:
+    ingest = app.ingest(session)
+    if args.no_notices:
+        # Years of mail on a first start: answering them would flood the
+        # units with receipts for long-settled months.
+        ingest.after_mail = None
+    return ingest
 
 
 def import_(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from dovecot import Dovecot
 from expectations import load_expected, report_differences
 from sqlalchemy import create_engine, func, select
 
-from store.models import Mail, MailLocation, Report
+from store.models import Mail, MailLocation, Notice, Report
 
 pytestmark = pytest.mark.dovecot
 
@@ -172,3 +172,24 @@ def test_no_mail_is_marked_seen(
 
     assert len(flags) == 12
     assert all(b"\\Seen" not in f for f in flags.values())
+
+
+def test_a_first_catch_up_without_notices_stores_all_and_answers_none(
+    mailbox_config: Path, dovecot: Dovecot, delivered: list[Path], database_url: str,
+    tmp_path: Path,
+) -> None:
+    """`poll --once --no-notices`: years of mail taken on a first start
+    without flooding the units with receipts; later mail is answered."""
+    lifeline(mailbox_config, dovecot, "poll", "--once", "--no-notices")
+
+    assert counts(database_url) == (12, 11, 12)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Notice)) == 0
+    engine.dispose()
+    assert not list((tmp_path / "outbox").glob("*.eml"))
+
+    fresh = delivered[0].read_bytes().replace(b"Message-ID: <", b"Message-ID: <again-", 1)
+    dovecot.deliver([(fresh, received(fresh))])
+    lifeline(mailbox_config, dovecot, "poll", "--once")
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
