@@ -273,3 +273,24 @@ def test_file_over_the_size_limit_is_refused() -> None:
         read_tables("大表.xlsx", b"PK\x03\x04" + bytes(MAX_FILE_BYTES))
 
     assert "大表.xlsx" in str(raised.value) and "MB" in str(raised.value)
+
+
+def test_a_table_damaged_on_the_way_is_unreadable_not_missing() -> None:
+    """One base64 character lost in transit shifts every byte after it:
+    the .xlsx is no longer a workbook. The sender must hear that the file
+    is damaged (unreadable-file), not that no table was attached."""
+    import base64
+    import binascii
+
+    workbook = openpyxl.Workbook()
+    make_tables.write_table(workbook.active, 1, 1, [make_tables.ROW_A])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    encoded = base64.encodebytes(buffer.getvalue())
+    damaged = binascii.a2b_base64(encoded[:1] + encoded[5:])  # four characters lost
+
+    with pytest.raises(TableError) as raised:
+        read_tables("城关街道统计表.xlsx", damaged)
+    assert raised.value.code == "unreadable-file"
+    with pytest.raises(NotATable):  # the same bytes under a photo's name: not ours
+        read_tables("现场照片.jpg", damaged)

@@ -24,9 +24,15 @@ def sniff(content: bytes) -> str:
         return _sniff_zip(content)
     if content.startswith(OLE2_MAGIC):
         return _sniff_ole(content)
-    if content.startswith(_IMAGE_MAGICS + _OTHER_MAGICS):
+    if is_other_format(content):
         return "binary"
     return _sniff_text(content[:4096])
+
+
+def is_other_format(content: bytes) -> bool:
+    """Whether ``content`` is recognisably something else than a table
+    (a photo, a PDF, an archive of another kind)."""
+    return content.startswith(_IMAGE_MAGICS + _OTHER_MAGICS)
 
 
 def _sniff_zip(content: bytes) -> str:

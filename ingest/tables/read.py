@@ -17,7 +17,7 @@ from lifeline.errors import NotATable, TableError
 
 from . import metadata
 from .convert import convert
-from .detect import sniff
+from .detect import is_other_format, sniff
 from .grid import Grid, cell_text
 from .header import Header, find_header
 from .layout import plausibility, read_rows, totals
@@ -58,7 +58,10 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
         check_file_size(filename, content)
         grids = open_grids(filename, content)
         found = [read_grid(filename, grid) for grid in grids]
-    except (TableError, NotATable):
+    except NotATable:
+        _refuse_if_damaged(filename, content)
+        raise
+    except TableError:
         raise
     except Exception as exc:  # the last guard: a library failing on odd bytes
         logger.warning("%s: unexpected failure reading the table", filename, exc_info=True)
@@ -73,6 +76,26 @@ def read_tables(filename: str, content: bytes) -> list[Table]:
     filled = [table for table in tables if table.rows]
     logger.debug("%s: %d table(s), %d filled in", filename, len(tables), len(filled))
     return filled or tables[:1]
+
+
+# Spreadsheets and documents, by name.
+_OFFICE_NAMES = frozenset({".xlsx", ".xlsm", ".xls", ".et", ".ods", ".docx", ".doc", ".wps"})
+
+
+def _refuse_if_damaged(filename: str, content: bytes) -> None:
+    """A file named as a spreadsheet or document whose bytes are neither
+    that nor recognisably anything else (a photo, a PDF) was damaged on the
+    way: a broken base64 line shifts every byte after it. The sender must
+    send it again, not another file."""
+    if PurePath(filename).suffix.lower() not in _OFFICE_NAMES:
+        return
+    kind = sniff(content)
+    if kind == "zip" or (kind in ("binary", "text") and not is_other_format(content)):
+        raise TableError(
+            f"{filename}: the file is named as a table but its content is not "
+            f"one; it was probably damaged on the way: attach the filled-in "
+            f"table again"
+        )
 
 
 def open_grids(filename: str, content: bytes, depth: int = 0) -> list[Grid]:
