@@ -196,7 +196,8 @@ class _Known:
 
 
 class Ingest:
-    """Takes raw mails into the store, one savepoint each."""
+    """Takes raw mails into the store in batches; a mail that fails is
+    recorded alone, with its problem, and its neighbours are stored."""
 
     def __init__(
         self, config: Config, roster: Roster[Unit], after_mail: AfterMail | None = None
@@ -277,38 +278,46 @@ class Ingest:
         return [outcomes[i] for i in range(len(batch))]
 
     def _take_chunk(self, session: Session, chunk: _Chunk, known: _Known) -> dict[int, Outcome]:
-        """Store a chunk's mails with one flush and one notice INSERT (a
-        flush and a savepoint per mail cost more than reading it). If that
-        fails, the chunk is stored again one savepoint per mail, so only
-        the failing mail is recorded as failed and its neighbours stored."""
+        """Store a chunk's mails with one INSERT per table (a flush and a
+        savepoint per mail cost more than reading it). If that fails, they
+        are stored again one savepoint per mail, so only the failing mail
+        is recorded as failed and its neighbours stored. Mails that could
+        not be read are recorded as failed one by one anyway."""
         reads = self._read_chunk(chunk)
         versions = report_store.versions_of(
             session, {(r.unit_id, r.period) for _, read in reads for r in read.reports}
         )
-        together = [(i, read) for i, read in reads if read.error is None]
         alone = [(i, read) for i, read in reads if read.error is not None]
-        if together:
-            before = known.snapshot(), {key: list(v) for key, v in versions.items()}
-            attached: list[Base] = []
-            try:
-                return {
-                    **self._store_together(session, together, versions, known, attached),
-                    **self._store_alone(session, alone, versions, known),
-                }
-            except OperationalError:
-                raise  # see _store_or_fail
-            except Exception:  # noqa: BLE001 - retried mail by mail below
-                logger.warning(
-                    "%d mails could not be stored together; storing them one "
-                    "by one", len(together), exc_info=True,
-                )
-                for obj in attached:  # their rows were rolled back
-                    if obj in session:
-                        session.expunge(obj)
-                known.restore(before[0])
-                versions.update(before[1])
-                reads = self._read_chunk(chunk)
-        return self._store_alone(session, reads, versions, known)
+        outcomes = self._store_alone(session, alone, versions, known)
+
+        together = [(i, read) for i, read in reads if read.error is None]
+        if not together:
+            return outcomes
+        before = known.snapshot(), {key: list(v) for key, v in versions.items()}
+        attached: list[Base] = []
+        try:
+            outcomes.update(
+                self._store_together(session, together, versions, known, attached)
+            )
+            return outcomes
+        except OperationalError:
+            raise  # see _store_or_fail
+        except Exception:  # noqa: BLE001 - retried mail by mail below
+            logger.warning(
+                "%d mails could not be stored together; storing them one by one",
+                len(together), exc_info=True,
+            )
+        for obj in attached:  # their rows were rolled back
+            if obj in session:
+                session.expunge(obj)
+        known.restore(before[0])
+        versions.update(before[1])
+        # The rolled-back reports cannot be added again: read anew.
+        fresh = dict(self._read_chunk(chunk))
+        outcomes.update(
+            self._store_alone(session, [(i, fresh[i]) for i, _ in together], versions, known)
+        )
+        return outcomes
 
     def _read_chunk(self, chunk: _Chunk) -> list[tuple[int, _Read]]:
         return [

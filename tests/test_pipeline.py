@@ -447,3 +447,26 @@ def test_a_prepared_batch_discarded_leaves_nothing(setup) -> None:  # type: igno
         assert session.scalar(select(func.count()).select_from(Mail)) == 0
 
     assert [p for p in (config.data_dir / "mail").rglob("*") if p.is_file()] == []
+
+
+def test_a_mail_that_cannot_be_read_fails_alone_in_its_batch(
+    setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    real = ingest.pipeline.read_tables
+
+    def explode_on_bad(name: str, content: bytes):  # type: ignore[no-untyped-def]
+        if name == "坏.xlsx":
+            raise RuntimeError("a bug in a reader")
+        return real(name, content)
+
+    monkeypatch.setattr(ingest.pipeline, "read_tables", explode_on_bad)
+    raws = {
+        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
+        for name, sender, unit in [
+            ("好1", "dcjd@example.cn", "东城街道"),
+            ("坏", "cgjd_2019@example.com", "城关街道"),
+            ("好2", "nanhu_gov@example.cn", "南湖镇"),
+        ]
+    }
+
+    assert take_all(setup, raws) == ["stored", "failed", "stored"]
