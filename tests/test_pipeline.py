@@ -159,19 +159,24 @@ def test_title_month_beats_subject_with_a_warning(setup) -> None:  # type: ignor
     assert take(setup, raw)[1] == [("东城街道", "2025-04", ["period-mismatch"])]
 
 
+def fail_reading(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    """Make reading the attachment named ``bad`` fail, as a bug would."""
+    real = ingest.pipeline.read_tables
+
+    def explode_on_bad(name: str, content: bytes):  # type: ignore[no-untyped-def]
+        if name == bad:
+            raise RuntimeError("a bug in a reader")
+        return real(name, content)
+
+    monkeypatch.setattr(ingest.pipeline, "read_tables", explode_on_bad)
+
+
 def test_one_failing_mail_is_kept_and_the_next_goes_on(
     setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
     bad = mail("dcjd@example.cn", {"坏.xlsx": table("东城街道")}, message_id="<bad@x>")
     good = mail("dcjd@example.cn", {"好.xlsx": table("东城街道")}, message_id="<good@x>")
-    real = ingest.pipeline.read_tables
-
-    def explode_on_bad(name: str, content: bytes):  # type: ignore[no-untyped-def]
-        if name == "坏.xlsx":
-            raise RuntimeError("a bug in a reader")
-        return real(name, content)
-
-    monkeypatch.setattr(ingest.pipeline, "read_tables", explode_on_bad)
+    fail_reading(monkeypatch, "坏.xlsx")
 
     first = take(setup, bad, "bad.eml")
     second = take(setup, good, "good.eml")
@@ -312,6 +317,18 @@ def test_a_copy_of_the_second_mail_sharing_a_message_id_is_a_duplicate(setup) ->
     assert take(setup, second.replace(b"\r\n", b"\n"), "second again")[0] == "duplicate"
 
 
+def good_bad_good() -> dict[str, bytes]:
+    """Three mails of three units; the middle one's attachment is 坏.xlsx."""
+    return {
+        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
+        for name, sender, unit in [
+            ("好1", "dcjd@example.cn", "东城街道"),
+            ("坏", "cgjd_2019@example.com", "城关街道"),
+            ("好2", "nanhu_gov@example.cn", "南湖镇"),
+        ]
+    }
+
+
 def take_all(setup, raws: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """Take several mails as one batch, as a poll does."""
     _, sessions, pipeline = setup
@@ -334,14 +351,7 @@ def test_a_mail_failing_to_store_in_a_batch_fails_alone(
         return real(report, stored)
 
     monkeypatch.setattr(ingest.pipeline.report_store, "supersede", explode_on_bad)
-    raws = {
-        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
-        for name, sender, unit in [
-            ("好1", "dcjd@example.cn", "东城街道"),
-            ("坏", "cgjd_2019@example.com", "城关街道"),
-            ("好2", "nanhu_gov@example.cn", "南湖镇"),
-        ]
-    }
+    raws = good_bad_good()
 
     assert take_all(setup, raws) == ["stored", "failed", "stored"]
 
@@ -393,14 +403,7 @@ def test_a_batch_rolled_back_after_its_rows_were_written_is_stored_again(setup) 
         return [notices.Pending("receipt", f"mail-{outcome.mail.id}", ["x@example.cn"], {})]
 
     pipeline.after_mail = answer
-    raws = {
-        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
-        for name, sender, unit in [
-            ("好1", "dcjd@example.cn", "东城街道"),
-            ("坏", "cgjd_2019@example.com", "城关街道"),
-            ("好2", "nanhu_gov@example.cn", "南湖镇"),
-        ]
-    }
+    raws = good_bad_good()
 
     assert take_all(setup, raws) == ["stored", "failed", "stored"]
 
@@ -452,21 +455,7 @@ def test_a_prepared_batch_discarded_leaves_nothing(setup) -> None:  # type: igno
 def test_a_mail_that_cannot_be_read_fails_alone_in_its_batch(
     setup, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    real = ingest.pipeline.read_tables
-
-    def explode_on_bad(name: str, content: bytes):  # type: ignore[no-untyped-def]
-        if name == "坏.xlsx":
-            raise RuntimeError("a bug in a reader")
-        return real(name, content)
-
-    monkeypatch.setattr(ingest.pipeline, "read_tables", explode_on_bad)
-    raws = {
-        f"{name}.eml": mail(sender, {f"{name}.xlsx": table(unit)}, message_id=f"<{sender}@x>")
-        for name, sender, unit in [
-            ("好1", "dcjd@example.cn", "东城街道"),
-            ("坏", "cgjd_2019@example.com", "城关街道"),
-            ("好2", "nanhu_gov@example.cn", "南湖镇"),
-        ]
-    }
+    fail_reading(monkeypatch, "坏.xlsx")
+    raws = good_bad_good()
 
     assert take_all(setup, raws) == ["stored", "failed", "stored"]
