@@ -2,8 +2,9 @@
 problem notice saying what to fix; and a word to the coordinator when a
 mail needs a person.
 
-The ingest pipeline calls ``queue_receipt`` in the transaction that stores
-the mail, so a notice exists exactly when its cause does.
+The ingest pipeline asks ``receipt_notices`` for them and queues them in
+the transaction that stores the mail, so a notice exists exactly when its
+cause does.
 """
 
 from __future__ import annotations
@@ -23,33 +24,10 @@ from notify.wording import (
     period_label,
 )
 from store import notices
-from store.models import Mail, Notice, Problem, Report, Unit
+from store.models import Mail, Problem, Report, Unit
 from store.reports import history
 
 logger = logging.getLogger(__name__)
-
-
-def queue_receipt(
-    session: Session,
-    config: Config,
-    mail: Mail,
-    reports: list[Report],
-    problems: list[Problem],
-    *,
-    sender_is_known: bool,
-    auto_reply: bool,
-    correction: bool | None = None,
-    not_current: bool | None = None,
-) -> list[Notice]:
-    """Queue what ``mail`` should be answered with; return the notices
-    queued (none for a key queued before)."""
-    found = receipt_notices(
-        session, config, mail, reports, problems,
-        sender_is_known=sender_is_known, auto_reply=auto_reply,
-        correction=correction, not_current=not_current,
-    )
-    queued = [notices.queue_pending(session, pending) for pending in found]
-    return [notice for notice in queued if notice is not None]
 
 
 def receipt_notices(

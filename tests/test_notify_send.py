@@ -7,6 +7,7 @@ import datetime as dt
 import email
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from make_notify_data import (
@@ -24,13 +25,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from lifeline.config import Config
 from notify.compose import compose
 from notify.deliver import deliver_pending
-from notify.receipts import queue_receipt
+from notify.receipts import receipt_notices
 from notify.send import OutboxSender, SmtpSender
 from store import notices
 from store.models import Notice, Problem
 from store.notices import file_name_for
 
 RECEIVED = dt.datetime(2025, 5, 18, 10, 2, tzinfo=TZ)
+
+
+def queue_receipt(session: Session, *args: Any, **flags: Any) -> list[Notice]:
+    """Queue a mail's answers one by one; those queued before are left out."""
+    queued = [
+        notices.queue_pending(session, pending)
+        for pending in receipt_notices(session, *args, **flags)
+    ]
+    return [notice for notice in queued if notice is not None]
 
 
 def smtp_config(tmp_path: Path, server: SmtpServer) -> Config:
